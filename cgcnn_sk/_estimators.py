@@ -1,0 +1,727 @@
+"""skorch estimators around :class:`cgcnn_sk._module.CGCNN`: CGCNNRegressor, CGCNNClassifier.
+
+They are skorch nets with a few small overrides and no training loop of their own:
+
+* ``get_dataset`` wraps graphs (``CrystalGraphs`` or any sequence of ``CrystalGraph``, as
+  scikit-learn's CV slicing hands them over) in a :class:`~cgcnn_sk._collate.GraphDataset`;
+  batches are built by :func:`~cgcnn_sk._collate.collate_fn` and ``infer`` turns a
+  :class:`~cgcnn_sk._collate.GraphBatch` into ``CGCNN.forward``'s keyword arguments;
+* ``fit`` validates X and y, learns the data dimensions (atom features, Gaussians, outputs)
+  and the target standardisation, seeds torch from ``random_state``, then calls skorch;
+* ``initialize_module`` passes the learned dimensions to the module (``module__...`` sets
+  everything else);
+* ``save_params``/``load_params`` keep those learned values in the ``f_params`` file, so a
+  fresh estimator can load it without seeing data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_array, check_random_state, column_or_1d
+from skorch import NeuralNetClassifier, NeuralNetRegressor
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
+from skorch.dataset import ValidSplit
+from skorch.utils import is_dataset
+
+from ._collate import GraphBatch, GraphDataset, collate_fn
+from ._graph import CrystalGraph
+from ._module import CGCNN
+
+__all__ = ["CGCNNClassifier", "CGCNNRegressor", "EpochMetric"]
+
+_META_KEY = "_cgcnn_sk_meta"
+
+
+def _silent(*args, **kwargs) -> None:
+    """A sink that prints nothing (picklable, unlike a lambda)."""
+
+
+def _check_graphs(X, who: str) -> Sequence[CrystalGraph]:
+    """X must be CrystalGraphs or a sequence of CrystalGraph; name the first bad item."""
+    if isinstance(X, CrystalGraph):
+        raise TypeError(f"{who} expects a sequence of CrystalGraph, got a single CrystalGraph")
+    if isinstance(X, (str, bytes)) or not isinstance(X, (Sequence, np.ndarray)):
+        raise TypeError(
+            f"{who} expects CrystalGraphs or a list of CrystalGraph, got {type(X).__name__}; "
+            f"put a CrystalGraphFeaturizer before {who}"
+        )
+    if isinstance(X, np.ndarray):
+        X = list(X.ravel())
+    if len(X) == 0:
+        raise ValueError(f"{who} got 0 graphs")
+    for i, g in enumerate(X):
+        if not isinstance(g, CrystalGraph):
+            raise TypeError(
+                f"X[{i}] is a {type(g).__name__}, not a CrystalGraph: {who} takes crystal "
+                f"graphs; put a CrystalGraphFeaturizer before {who}, e.g. "
+                f"Pipeline([('graph', CrystalGraphFeaturizer()), ('cgcnn', {who}())])"
+            )
+    return X
+
+
+def _graph_dims(graphs: Sequence[CrystalGraph]) -> tuple[int, int, tuple]:
+    """(n_atom_features, n_bond_features, gaussian) shared by all graphs, or a clear error."""
+    first = graphs[0]
+    gaussian = tuple(float(v) for v in first.gaussian)
+    width = first.n_atom_features
+    for i, g in enumerate(graphs):
+        if tuple(float(v) for v in g.gaussian) != gaussian or g.n_atom_features != width:
+            name = f" ({g.id!r})" if g.id is not None else ""
+            raise ValueError(
+                f"X[{i}]{name} has gaussian={tuple(g.gaussian)} and {g.n_atom_features} atom "
+                f"features, X[0] has gaussian={gaussian} and {width}: all graphs must come "
+                "from one featurizer"
+            )
+    return width, first.n_bond_features, gaussian
+
+
+@contextlib.contextmanager
+def _torch_seed(seed: int | None):
+    """Seed torch's CPU generator inside the block and restore it afterwards."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+class EpochMetric(Callback):
+    """Record an error metric per epoch, on the training and on the validation batches.
+
+    For regression (``kind="mae"``) the mean absolute error in the original target units
+    (the net's ``target_scale_`` undoes the standardisation); for classification
+    (``kind="acc"``) the accuracy. Entries ``train_<kind>`` and ``valid_<kind>`` are added to
+    the history. Training batches are scored as they are trained on (train-mode forward), like
+    ``train_loss``.
+
+    Parameters
+    ----------
+    kind : {"mae", "acc"}, default="mae"
+    """
+
+    def __init__(self, kind: str = "mae"):
+        self.kind = kind
+
+    def on_train_begin(self, net, **kwargs):
+        if self.kind not in ("mae", "acc"):
+            raise ValueError(f"kind={self.kind!r} is not one of ['acc', 'mae']")
+        self.scale_ = None
+        if self.kind == "mae":
+            self.scale_ = torch.as_tensor(net.target_scale_, dtype=torch.float32)
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.sums_ = {True: [0.0, 0], False: [0.0, 0]}
+
+    def on_batch_end(self, net, batch, training, y_pred=None, **kwargs):
+        if y_pred is None:
+            return
+        y = batch[1].to(y_pred.device)
+        y_pred = y_pred.detach()
+        if self.kind == "mae":
+            err = float(((y_pred - y).abs() * self.scale_.to(y_pred.device)).sum())
+            count = y.numel()
+        else:
+            err = float((y_pred.argmax(dim=1) == y).sum())
+            count = y.shape[0]
+        self.sums_[training][0] += err
+        self.sums_[training][1] += count
+
+    def on_epoch_end(self, net, **kwargs):
+        for training, prefix in [(True, "train"), (False, "valid")]:
+            total, count = self.sums_[training]
+            if count:
+                net.history.record(f"{prefix}_{self.kind}", total / count)
+
+
+class _CGCNNMixin:
+    """What CGCNNRegressor and CGCNNClassifier share (data handling, seeding, persistence)."""
+
+    _metric = "mae"
+
+    # ---- construction helpers -------------------------------------------------------------
+    @staticmethod
+    def _iterator_defaults(kwargs: dict) -> dict:
+        kwargs.setdefault("iterator_train__collate_fn", collate_fn)
+        kwargs.setdefault("iterator_valid__collate_fn", collate_fn)
+        kwargs.setdefault("iterator_train__shuffle", True)
+        return kwargs
+
+    def _seed(self) -> int | None:
+        if self.random_state is None:
+            return None
+        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+
+    # ---- skorch hooks ---------------------------------------------------------------------
+    def get_default_callbacks(self):
+        callbacks = list(super().get_default_callbacks())
+        callbacks = [(n, cb) for n, cb in callbacks if n not in ("valid_acc", "print_log")]
+        has_valid = self.train_split not in (None, False)
+        sink = print if self.verbose else _silent
+        callbacks.append((self._metric, EpochMetric(self._metric)))
+        callbacks.append(
+            (
+                "lr_scheduler",
+                LRScheduler(
+                    policy=torch.optim.lr_scheduler.CosineAnnealingLR,
+                    T_max=self.max_epochs,
+                ),
+            )
+        )
+        if self.patience is not None:
+            callbacks.append(
+                (
+                    "early_stopping",
+                    EarlyStopping(
+                        monitor="valid_loss" if has_valid else "train_loss",
+                        patience=self.patience,
+                        load_best=True,
+                        sink=sink,
+                    ),
+                )
+            )
+        callbacks += [(n, cb) for n, cb in super().get_default_callbacks() if n == "print_log"]
+        return callbacks
+
+    def get_dataset(self, X, y=None):
+        if is_dataset(X):
+            return X
+        return GraphDataset(_check_graphs(X, type(self).__name__), y)
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        if isinstance(self.train_split, str):
+            if self.train_split != "auto":
+                raise ValueError(
+                    f"train_split={self.train_split!r}: use 'auto', None, or a skorch split"
+                )
+            dataset = self.get_dataset(X, y)
+            fraction = 0.1
+            if self._stratified():  # at least one validation sample per class
+                fraction = max(fraction, len(np.unique(y)) / max(len(dataset), 1))
+            split = ValidSplit(
+                fraction, stratified=self._stratified(), random_state=self._split_seed_
+            )
+            return split(dataset, y, **fit_params)
+        return super().get_split_datasets(X, y, **fit_params)
+
+    def _stratified(self) -> bool:
+        return False
+
+    def infer(self, x, **fit_params):
+        if isinstance(x, GraphBatch):
+            return self.module_(**x.to(self.device), **fit_params)
+        return super().infer(x, **fit_params)
+
+    def initialize_module(self):
+        kwargs = self.get_params_for("module")
+        if isinstance(self.module, torch.nn.Module):  # a built module is used as given
+            self.module_ = self.initialized_instance(self.module, kwargs)
+            return self
+        inferred = self._module_dims()
+        if inferred is None:
+            missing = [k for k in ("n_atom_fea", "n_bond_fea") if k not in kwargs]
+            if missing:
+                raise NotFittedError(
+                    f"{type(self).__name__} cannot build its module before seeing data "
+                    f"({', '.join('module__' + k for k in missing)} unknown): call fit, or "
+                    "load_params(f_params=...) with a file written by save_params"
+                )
+        else:
+            for key, value in inferred.items():
+                if key in kwargs and kwargs[key] != value:
+                    raise ValueError(
+                        f"module__{key}={kwargs[key]} but the data gives {key}={value}"
+                    )
+                kwargs[key] = value
+        self.module_ = self.initialized_instance(self.module, kwargs)
+        return self
+
+    def _module_dims(self) -> dict | None:
+        if not hasattr(self, "n_atom_features_"):
+            return None
+        return {
+            "n_atom_fea": int(self.n_atom_features_),
+            "n_bond_fea": int(self.n_bond_features_),
+            "n_out": int(self.n_outputs_),
+        }
+
+    # ---- fit / predict helpers ------------------------------------------------------------
+    def _validate_X(self, X, reset: bool) -> Sequence[CrystalGraph]:
+        graphs = _check_graphs(X, type(self).__name__)
+        width, n_bond, gaussian = _graph_dims(graphs)
+        if reset:
+            self.n_atom_features_ = width
+            self.n_bond_features_ = n_bond
+            self.gaussian_ = gaussian
+        elif hasattr(self, "gaussian_") and (
+            width != self.n_atom_features_ or gaussian != tuple(self.gaussian_)
+        ):
+            raise ValueError(
+                f"X has {width} atom features and gaussian={gaussian}, but "
+                f"{type(self).__name__} was fitted with {self.n_atom_features_} and "
+                f"gaussian={tuple(self.gaussian_)}: use the same featurizer settings"
+            )
+        return graphs
+
+    def _check_len(self, graphs, y) -> None:
+        if len(y) != len(graphs):
+            raise ValueError(
+                f"X has {len(graphs)} graphs but y has {len(y)} rows: they must match"
+            )
+
+    def _check_params(self) -> None:
+        """The few parameters skorch does not check itself, checked at the start of fit."""
+        for name in ("max_epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or (
+                value < 1 and not (name == "batch_size" and value == -1)
+            ):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.patience is not None and (
+            not isinstance(self.patience, (int, np.integer)) or self.patience < 1
+        ):
+            raise ValueError(f"patience must be a positive integer or None, got {self.patience!r}")
+
+    def fit(self, X, y, **fit_params):
+        """Fit on crystal graphs.
+
+        Parameters
+        ----------
+        X : CrystalGraphs or sequence of CrystalGraph
+            The featurizer's output, or any list of its graphs.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets (regressor) or class labels (classifier, 1-D).
+        **fit_params
+            Passed on to skorch's ``partial_fit``.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        y = self._check_y(y)
+        keep = bool(self.warm_start and self.initialized_ and hasattr(self, "n_outputs_"))
+        graphs = self._validate_X(X, reset=not keep)
+        self._check_len(graphs, y)
+        if not keep:
+            self._learn_targets(y)
+        y_internal = self._encode_targets(y)
+        seed = self._seed()
+        # ValidSplit draws from numpy; torch (init, dropout, batch order) is seeded here.
+        self._split_seed_ = seed
+        with _torch_seed(seed):
+            if not self.warm_start or not self.initialized_:
+                self.initialize()
+            super().partial_fit(graphs, y_internal, **fit_params)
+        return self
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Train further on (X, y), keeping the module and what ``fit`` learned.
+
+        The target standardisation / classes come from the first ``fit``; a first call on an
+        unfitted estimator is a ``fit``.
+        """
+        if not self.initialized_ or not hasattr(self, "n_outputs_"):
+            return self.fit(X, y, **fit_params)
+        y = self._check_y(y)
+        graphs = self._validate_X(X, reset=False)
+        self._check_len(graphs, y)
+        self._split_seed_ = self._seed()
+        super().partial_fit(graphs, self._encode_targets(y), **fit_params)
+        return self
+
+    def _check_y(self, y) -> np.ndarray:
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        return np.asarray(y)
+
+    def _fit_meta(self) -> dict:
+        return {
+            "n_atom_features": int(self.n_atom_features_),
+            "n_bond_features": int(self.n_bond_features_),
+            "gaussian": [float(v) for v in self.gaussian_],
+            "n_outputs": int(self.n_outputs_),
+        }
+
+    def _set_fit_meta(self, meta: dict) -> None:
+        self.n_atom_features_ = int(meta["n_atom_features"])
+        self.n_bond_features_ = int(meta["n_bond_features"])
+        self.gaussian_ = tuple(meta["gaussian"])
+        self.n_outputs_ = int(meta["n_outputs"])
+
+    def _raw_outputs(self, X) -> np.ndarray:
+        self.check_is_fitted()
+        graphs = self._validate_X(X, reset=False)
+        return self.forward(graphs, training=False).numpy()
+
+    # ---- persistence ----------------------------------------------------------------------
+    def save_params(self, f_params=None, use_safetensors=False, **kwargs):
+        """skorch's ``save_params``; ``f_params`` also stores what ``fit`` learned.
+
+        Besides the module's ``state_dict`` the ``f_params`` file holds one extra entry
+        (``"_cgcnn_sk_meta"``: data dimensions, target standardisation, classes), so
+        ``Estimator(**same_params).load_params(f_params=...)`` works without calling ``fit``
+        or ``initialize`` first. With ``use_safetensors=True`` only the tensors are saved.
+        """
+        if f_params is None or use_safetensors:
+            return super().save_params(
+                f_params=f_params, use_safetensors=use_safetensors, **kwargs
+            )
+        self.check_is_fitted()
+        if any(v is not None for v in kwargs.values()):
+            super().save_params(use_safetensors=use_safetensors, **kwargs)
+        state = dict(self.module_.state_dict())
+        state[_META_KEY] = self._fit_meta()
+        torch.save(state, f_params)
+        return None
+
+    def load_params(self, f_params=None, use_safetensors=False, **kwargs):
+        """skorch's ``load_params``; a file from :meth:`save_params` restores ``fit``'s state."""
+        if f_params is None or use_safetensors:
+            return super().load_params(
+                f_params=f_params, use_safetensors=use_safetensors, **kwargs
+            )
+        load_kwargs = self.torch_load_kwargs or {"weights_only": True}
+        state = torch.load(f_params, map_location=self.device, **load_kwargs)
+        meta = state.pop(_META_KEY, None)
+        if meta is not None:
+            self._set_fit_meta(meta)
+            self.initialize()
+        elif not self.initialized_:
+            self.initialize()
+        self.module_.load_state_dict(state)
+        if any(v is not None for v in kwargs.values()):
+            super().load_params(use_safetensors=use_safetensors, **kwargs)
+        return None
+
+
+class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
+    """CGCNN regression on crystal graphs, a skorch ``NeuralNetRegressor``.
+
+    X is the output of :class:`~cgcnn_sk.CrystalGraphFeaturizer` (``CrystalGraphs``) or any
+    sequence of :class:`~cgcnn_sk.CrystalGraph`. The module's input sizes are read from the
+    data in ``fit``; targets are standardised inside ``fit`` (mean and standard deviation of
+    the ``y`` passed to it) and predictions come back in the original units.
+
+    Parameters
+    ----------
+    module : torch.nn.Module class, default=CGCNN
+        Built with ``n_atom_fea``, ``n_bond_fea``, ``n_out`` from the data and every
+        ``module__<name>`` parameter (``module__pooling="max"``, ``module__n_conv=4``...).
+    criterion : torch loss class, default=torch.nn.MSELoss
+        Applied to the standardised targets.
+    optimizer : torch optimizer class, default=torch.optim.AdamW
+        Its parameters via ``optimizer__<name>`` (e.g. ``optimizer__weight_decay``).
+    lr : float, default=3e-3
+        Initial learning rate, annealed to 0 over ``max_epochs`` (cosine schedule, the
+        ``lr_scheduler`` callback).
+    max_epochs : int, default=100
+    batch_size : int, default=64
+    patience : int or None, default=20
+        Early stopping: stop when the validation loss (the training loss without a
+        validation split) has not improved for this many epochs and restore the best
+        weights. ``None`` trains for ``max_epochs``.
+    train_split : "auto", None or callable, default="auto"
+        ``"auto"``: a random 10 % validation split drawn from ``random_state``. ``None``: no
+        validation. Any skorch split (e.g. ``skorch.dataset.ValidSplit(5)``) also works.
+    random_state : int, RandomState or None, default=None
+        Seeds the weight initialisation, the batch order and the validation split: two fits
+        with the same integer give identical predictions on CPU. ``None``: random.
+    verbose : int, default=0
+        ``1`` prints skorch's per-epoch table.
+    device : str, default="cpu"
+    **kwargs
+        Any other skorch ``NeuralNet`` parameter (``callbacks``, ``iterator_train__...``,
+        ``warm_start``...).
+
+    Attributes
+    ----------
+    module_ : CGCNN
+        The trained network.
+    n_atom_features_ : int
+        Atom feature length of the training graphs.
+    n_bond_features_ : int
+        Number of Gaussians of the training graphs.
+    gaussian_ : tuple of float
+        ``(dmin, step, radius)`` of the training graphs.
+    n_outputs_ : int
+        Number of targets.
+    target_mean_, target_scale_ : ndarray of shape (n_outputs_,)
+        Standardisation learned from ``y``.
+    history_ : skorch.History
+        Per epoch: ``train_loss``, ``valid_loss`` (standardised units), ``train_mae``,
+        ``valid_mae`` (original units), ``event_lr`` (learning rate), ``dur``.
+
+    See Also
+    --------
+    CGCNNClassifier : the classification counterpart.
+    cgcnn_sk.CrystalGraphFeaturizer : structures to graphs.
+
+    Notes
+    -----
+    Xie & Grossman, "Crystal Graph Convolutional Neural Networks for an Accurate and
+    Interpretable Prediction of Material Properties", Phys. Rev. Lett. 120, 145301 (2018).
+
+    Examples
+    --------
+    >>> from pymatgen.core import Lattice, Structure
+    >>> from sklearn.pipeline import Pipeline
+    >>> from cgcnn_sk._featurizer import CrystalGraphFeaturizer
+    >>> from cgcnn_sk._estimators import CGCNNRegressor
+    >>> structures = [Structure(Lattice.cubic(a), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    ...               for a in (4.0, 4.1, 4.2, 4.3, 4.4, 4.5)]
+    >>> y = [s.volume for s in structures]
+    >>> model = Pipeline([("graph", CrystalGraphFeaturizer(radius=6.0)),
+    ...                   ("cgcnn", CGCNNRegressor(max_epochs=5, train_split=None,
+    ...                                            random_state=0))])
+    >>> model.fit(structures, y).predict(structures[:2]).shape
+    (2,)
+    >>> list(model[-1].history[-1, ("train_loss", "train_mae")]) # doctest: +SKIP
+    [0.41, 5.2]
+    """
+
+    def __init__(
+        self,
+        module=CGCNN,
+        *,
+        criterion=torch.nn.MSELoss,
+        optimizer=torch.optim.AdamW,
+        lr: float = 3e-3,
+        max_epochs: int = 100,
+        batch_size: int = 64,
+        patience: int | None = 20,
+        train_split="auto",
+        random_state=None,
+        verbose: int = 0,
+        device: str = "cpu",
+        **kwargs,
+    ):
+        super().__init__(
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            verbose=verbose,
+            device=device,
+            **self._iterator_defaults(kwargs),
+        )
+        self.patience = patience
+        self.random_state = random_state
+
+    def check_data(self, X, y):
+        """Data are checked in ``fit``; skorch's array checks do not apply to graphs."""
+
+    def _check_y(self, y) -> np.ndarray:
+        y = super()._check_y(y)
+        y = check_array(
+            y, ensure_2d=False, dtype=np.float64, input_name="y", ensure_all_finite=True
+        )
+        if y.ndim not in (1, 2):
+            raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}")
+        return y
+
+    def _learn_targets(self, y: np.ndarray) -> None:
+        self.target_ndim_ = y.ndim
+        y2 = y.reshape(len(y), -1)
+        self.n_outputs_ = y2.shape[1]
+        self.target_mean_ = y2.mean(axis=0)
+        std = y2.std(axis=0)
+        self.target_scale_ = np.where(std > 0, std, 1.0)
+
+    def _encode_targets(self, y: np.ndarray) -> np.ndarray:
+        y2 = y.reshape(len(y), -1)
+        if y2.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {y2.shape[1]} targets, the model {self.n_outputs_}")
+        return ((y2 - self.target_mean_) / self.target_scale_).astype(np.float32)
+
+    def predict(self, X) -> np.ndarray:
+        """Predict targets in the original units.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_targets)
+            1-D when ``y`` was 1-D in ``fit``.
+        """
+        out = self._raw_outputs(X).astype(np.float64) * self.target_scale_ + self.target_mean_
+        return out.ravel() if self.target_ndim_ == 1 else out
+
+    def _fit_meta(self) -> dict:
+        meta = super()._fit_meta()
+        meta["target_mean"] = [float(v) for v in self.target_mean_]
+        meta["target_scale"] = [float(v) for v in self.target_scale_]
+        meta["target_ndim"] = int(self.target_ndim_)
+        return meta
+
+    def _set_fit_meta(self, meta: dict) -> None:
+        super()._set_fit_meta(meta)
+        self.target_mean_ = np.asarray(meta["target_mean"], dtype=np.float64)
+        self.target_scale_ = np.asarray(meta["target_scale"], dtype=np.float64)
+        self.target_ndim_ = int(meta["target_ndim"])
+
+
+class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
+    """CGCNN classification on crystal graphs, a skorch ``NeuralNetClassifier``.
+
+    Binary or multi-class; labels may be any values (strings, ints), ``classes_`` holds them
+    sorted. The module outputs one logit per class and is trained with
+    ``CrossEntropyLoss``; ``predict_proba`` applies the softmax.
+
+    Parameters
+    ----------
+    module : torch.nn.Module class, default=CGCNN
+        Built with ``n_atom_fea``, ``n_bond_fea``, ``n_out = len(classes_)`` and
+        ``classification=True`` plus every ``module__<name>`` parameter.
+    criterion : torch loss class, default=torch.nn.CrossEntropyLoss
+    optimizer : torch optimizer class, default=torch.optim.AdamW
+    lr : float, default=3e-3
+    max_epochs : int, default=100
+    batch_size : int, default=64
+    patience : int or None, default=20
+        Early stopping on the validation loss, best weights restored; ``None`` disables it.
+    train_split : "auto", None or callable, default="auto"
+        ``"auto"``: a stratified random 10 % validation split drawn from ``random_state``.
+    random_state : int, RandomState or None, default=None
+        Seeds initialisation, batch order and split; ``None``: random.
+    verbose : int, default=0
+    device : str, default="cpu"
+    **kwargs
+        Any other skorch ``NeuralNet`` parameter.
+
+    Attributes
+    ----------
+    module_ : CGCNN
+    classes_ : ndarray of shape (n_classes,)
+        The class labels seen in ``fit``.
+    n_atom_features_, n_bond_features_, gaussian_, n_outputs_
+        As in :class:`CGCNNRegressor` (``n_outputs_`` is the number of classes).
+    history_ : skorch.History
+        Per epoch ``train_loss``, ``valid_loss``, ``train_acc``, ``valid_acc``.
+
+    Examples
+    --------
+    >>> from pymatgen.core import Lattice, Structure
+    >>> from sklearn.pipeline import Pipeline
+    >>> from cgcnn_sk._featurizer import CrystalGraphFeaturizer
+    >>> from cgcnn_sk._estimators import CGCNNClassifier
+    >>> structures = [Structure(Lattice.cubic(a), [el, "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    ...               for a in (4.1, 4.3) for el in ("Cs", "Tl", "Rb")]
+    >>> labels = ["Cs" in s.composition for s in structures]
+    >>> clf = Pipeline([("graph", CrystalGraphFeaturizer(radius=6.0)),
+    ...                 ("cgcnn", CGCNNClassifier(max_epochs=3, train_split=None,
+    ...                                           random_state=0))])
+    >>> clf.fit(structures, labels).predict_proba(structures[:1]).shape
+    (1, 2)
+    >>> clf[-1].classes_.tolist()
+    [False, True]
+    """
+
+    _metric = "acc"
+
+    def __init__(
+        self,
+        module=CGCNN,
+        *,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.AdamW,
+        lr: float = 3e-3,
+        max_epochs: int = 100,
+        batch_size: int = 64,
+        patience: int | None = 20,
+        train_split="auto",
+        random_state=None,
+        verbose: int = 0,
+        device: str = "cpu",
+        **kwargs,
+    ):
+        super().__init__(
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            verbose=verbose,
+            device=device,
+            **self._iterator_defaults(kwargs),
+        )
+        self.patience = patience
+        self.random_state = random_state
+
+    @property
+    def classes_(self):
+        try:
+            return self.fitted_classes_
+        except AttributeError as exc:
+            raise AttributeError(
+                f"{type(self).__name__} has no attribute 'classes_' before fit"
+            ) from exc
+
+    def _stratified(self) -> bool:
+        return True
+
+    def check_data(self, X, y):
+        """Data are checked in ``fit``; skorch's array checks do not apply to graphs."""
+
+    def _module_dims(self) -> dict | None:
+        dims = super()._module_dims()
+        if dims is not None:
+            dims["classification"] = True
+        return dims
+
+    def _check_y(self, y) -> np.ndarray:
+        y = column_or_1d(super()._check_y(y), warn=True)
+        if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
+            raise ValueError("Input y contains NaN or infinity")
+        return y
+
+    def _learn_targets(self, y: np.ndarray) -> None:
+        classes = np.unique(y)
+        if len(classes) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 classes in y, got {list(classes)}"
+            )
+        self.fitted_classes_ = classes
+        self.n_outputs_ = len(classes)
+
+    def _encode_targets(self, y: np.ndarray) -> np.ndarray:
+        codes = np.searchsorted(self.fitted_classes_, y)
+        codes = np.minimum(codes, len(self.fitted_classes_) - 1)
+        unseen = self.fitted_classes_[codes] != y
+        if np.any(unseen):
+            i = int(np.flatnonzero(unseen)[0])
+            value = y[i].item() if isinstance(y[i], np.generic) else y[i]
+            raise ValueError(
+                f"y[{i}] = {value!r} is not one of the classes seen in fit "
+                f"{self.fitted_classes_.tolist()}"
+            )
+        return codes.astype(np.int64)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
+        logits = torch.from_numpy(self._raw_outputs(X))
+        return torch.softmax(logits, dim=1).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable class label per crystal, shape (n_samples,)."""
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
+
+    def _fit_meta(self) -> dict:
+        meta = super()._fit_meta()
+        meta["classes"] = self.fitted_classes_.tolist()
+        return meta
+
+    def _set_fit_meta(self, meta: dict) -> None:
+        super()._set_fit_meta(meta)
+        self.fitted_classes_ = np.asarray(meta["classes"])

@@ -1,0 +1,598 @@
+"""The ``cgcnn-sk`` command: study, featurize, train, predict.
+
+The command parses its flags, calls the library and prints. It defines no model parameters of
+its own: any pipeline parameter is given as ``--<step>__<param>=<value>`` and goes to
+``Pipeline.set_params`` (``--cgcnn__module__pooling=max``, ``--graph__max_num_nbr=8``,
+``--cgcnn__max_epochs=50``). Values are read as Python literals when they parse
+(``8``, ``1e-3``, ``True``, ``None``) and as strings otherwise.
+
+Errors in arguments or data end the command with one line ``cgcnn-sk: error: ...`` on stderr
+and a non-zero exit code (2 for bad arguments, 1 for bad data); ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["main", "load_data", "parse_set_params"]
+
+#: Target name and unit of the datasets the command knows by name.
+KNOWN_TARGETS = {
+    "jdft2d": ("exfoliation energy", "meV/atom"),
+    "phonons": ("last phonon DOS peak", "cm^-1"),
+    "dielectric": ("refractive index", "unitless"),
+    "log_gvrh": ("log10 shear modulus", "log10(GPa)"),
+    "log_kvrh": ("log10 bulk modulus", "log10(GPa)"),
+    "perovskites": ("formation energy", "eV/unit cell"),
+    "mp_gap": ("band gap", "eV"),
+    "mp_e_form": ("formation energy", "eV/atom"),
+}
+
+DATA_HELP = (
+    "jdft2d (embedded, default) | matbench:<name> (e.g. matbench:phonons; see --data-home) | "
+    "cif-folder:<path> (CIF files + id_prop.csv) | csv:<path> (a column of CIF text or CIF "
+    "paths, and a numeric target column; see --target, --structure-column)"
+)
+
+
+class CLIError(Exception):
+    """A problem with the arguments or the data, reported as one line."""
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class Data:
+    """Structures and targets loaded from a ``--data`` spec."""
+
+    structures: list
+    y: np.ndarray | None
+    ids: list | None
+    name: str
+    target: str
+    unit: str | None
+    matbench: bool = False
+
+
+def _read_csv(path: Path, target: str | None, structure_column: str | None) -> Data:
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except Exception as err:  # parser errors, encodings, empty files
+        raise CLIError(f"cannot read csv:{path}: {type(err).__name__}: {_one_line(err)}") from err
+    cols = list(frame.columns)
+    if structure_column is None:
+        found = [c for c in ("structure", "cif", "cif_path", "path", "file") if c in cols]
+        if not found:
+            raise CLIError(
+                f"csv:{path}: no structure column (looked for structure, cif, cif_path, path, "
+                f"file; columns are {cols}); name it with --structure-column"
+            )
+        structure_column = found[0]
+    elif structure_column not in cols:
+        raise CLIError(f"csv:{path}: no column {structure_column!r} (columns are {cols})")
+    if target is None:
+        rest = [c for c in cols if c != structure_column and c not in ("id", "material_id")]
+        numeric = [c for c in rest if pd.api.types.is_numeric_dtype(frame[c])]
+        if len(rest) == 1:
+            target = rest[0]
+        elif len(numeric) == 1:
+            target = numeric[0]
+        else:
+            raise CLIError(
+                f"csv:{path}: cannot tell the target column among {rest}; name it with --target"
+            )
+    elif target not in cols:
+        raise CLIError(f"csv:{path}: no target column {target!r} (columns are {cols})")
+    values = pd.to_numeric(frame[target], errors="coerce")
+    bad = np.flatnonzero(values.isna().to_numpy())
+    if bad.size:
+        i = int(bad[0])
+        raise CLIError(
+            f"csv:{path}: target column {target!r} is not numeric (row {i}: "
+            f"{frame[target].iloc[i]!r}; {bad.size} non-numeric rows)"
+        )
+    items = []
+    for v in frame[structure_column]:
+        if isinstance(v, str) and "\n" not in v and not Path(v).is_absolute():
+            rel = path.parent / v
+            v = str(rel) if rel.exists() else v
+        items.append(v)
+    id_col = next((c for c in ("id", "material_id") if c in cols), None)
+    ids = [str(i) for i in frame[id_col]] if id_col else [str(i) for i in frame.index]
+    return Data(items, values.to_numpy(float), ids, f"csv:{path}", target, None)
+
+
+def load_data(
+    spec: str,
+    *,
+    data_home: str | None = None,
+    target: str | None = None,
+    structure_column: str | None = None,
+) -> Data:
+    """Load structures and targets from a ``--data`` spec.
+
+    Parameters
+    ----------
+    spec : str
+        ``"jdft2d"``, ``"matbench:<name>"``, ``"cif-folder:<path>"`` or ``"csv:<path>"``.
+    data_home : str, optional
+        Folder of the Matbench files (``matbench:``).
+    target, structure_column : str, optional
+        Columns of a ``csv:`` file.
+
+    Returns
+    -------
+    data : Data
+        ``structures``, ``y``, ``ids``, ``name``, ``target``, ``unit``.
+    """
+    scheme, _, rest = spec.partition(":")
+    if spec == "jdft2d" or (spec == "matbench:jdft2d" and data_home is None):
+        from .datasets import load_jdft2d
+
+        frame = load_jdft2d(as_frame=True)
+        ids = [str(i) for i in frame.index]
+        name, unit = KNOWN_TARGETS["jdft2d"]
+        return Data(list(frame["structure"]), frame["exfoliation_en"].to_numpy(float), ids,
+                    "matbench_jdft2d (embedded)", name, unit, matbench=True)
+    if scheme == "matbench" and rest:
+        from .datasets import load_matbench
+
+        task = rest.removeprefix("matbench_")
+        try:
+            frame = load_matbench(task, data_home, as_frame=True, download_if_missing=False)
+        except FileNotFoundError as err:
+            raise CLIError(_one_line(err)) from err
+        col = [c for c in frame.columns if c != "structure"][0]
+        name, unit = KNOWN_TARGETS.get(task, (col, None))
+        return Data(list(frame["structure"]), frame[col].to_numpy(float),
+                    [str(i) for i in frame.index], f"matbench_{task}", name, unit, matbench=True)
+    if scheme in ("cif-folder", "csv") and rest:
+        path = Path(rest).expanduser()
+        if not path.exists():
+            raise CLIError(f"cannot read data {spec!r}: {path} does not exist")
+        if scheme == "csv":
+            if not path.is_file():
+                raise CLIError(f"cannot read data {spec!r}: {path} is not a file")
+            return _read_csv(path, target, structure_column)
+        if not path.is_dir():
+            raise CLIError(f"cannot read data {spec!r}: {path} is not a folder")
+        from . import datasets
+
+        if not hasattr(datasets, "load_cif_folder"):
+            raise CLIError("cif-folder: needs cgcnn_sk.datasets.load_cif_folder (not available)")
+        try:
+            out = datasets.load_cif_folder(path)
+        except (FileNotFoundError, ValueError, OSError) as err:
+            raise CLIError(f"cannot read data {spec!r}: {_one_line(err)}") from err
+        structures, y, ids = out[0], out[1], out[2] if len(out) > 2 else None
+        try:
+            y = np.asarray(y, dtype=float)
+        except (TypeError, ValueError) as err:
+            raise CLIError(f"{spec}: the targets in id_prop.csv are not numeric") from err
+        return Data(list(structures), y, None if ids is None else [str(i) for i in ids],
+                    f"cif-folder:{path}", "target", None)
+    raise CLIError(f"unknown data {spec!r}; use {DATA_HELP}")
+
+
+def _subsample(data: Data, n: int | None, random_state: int | None) -> Data:
+    if n is None or n >= len(data.structures):
+        return data
+    if n < 1:
+        raise CLIError(f"--max-samples must be >= 1, got {n}")
+    keep = np.sort(np.random.default_rng(random_state).permutation(len(data.structures))[:n])
+    return Data(
+        [data.structures[i] for i in keep],
+        None if data.y is None else data.y[keep],
+        None if data.ids is None else [data.ids[i] for i in keep],
+        f"{data.name} (random subset of {n})", data.target, data.unit, matbench=False,
+    )
+
+
+# --------------------------------------------------------------------------- flags
+def _literal(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_set_params(extra: Sequence[str]) -> dict[str, Any]:
+    """Turn ``["--cgcnn__module__pooling=max", "--graph__max_num_nbr", "8"]`` into a dict.
+
+    Only names with a ``__`` (``<step>__<param>``) are accepted; anything else is an error.
+
+    Examples
+    --------
+    >>> parse_set_params(["--cgcnn__module__pooling=max", "--graph__max_num_nbr", "8"])
+    {'cgcnn__module__pooling': 'max', 'graph__max_num_nbr': 8}
+    """
+    out: dict[str, Any] = {}
+    i = 0
+    extra = list(extra)
+    while i < len(extra):
+        arg = extra[i]
+        if not arg.startswith("--"):
+            raise CLIError(f"unrecognized argument {arg!r}")
+        name, eq, value = arg[2:].partition("=")
+        if "__" not in name:
+            raise CLIError(
+                f"unrecognized argument {arg!r} (pipeline parameters look like "
+                "--cgcnn__module__pooling=max)"
+            )
+        if not eq:
+            if i + 1 >= len(extra) or extra[i + 1].startswith("--"):
+                raise CLIError(f"parameter --{name} needs a value (--{name}=VALUE)")
+            value = extra[i + 1]
+            i += 1
+        out[name.replace("-", "_")] = _literal(value)
+        i += 1
+    return out
+
+
+def _one_line(err: BaseException | str) -> str:
+    text = str(err).strip() or type(err).__name__
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return "; ".join(lines)
+
+
+# --------------------------------------------------------------------------- commands
+def _add_data_args(p: argparse.ArgumentParser, default: str | None = "jdft2d") -> None:
+    p.add_argument("--data", default=default, metavar="SPEC", help=f"{DATA_HELP}. "
+                   f"Default: {default}.")
+    p.add_argument("--data-home", default=None, metavar="DIR",
+                   help="folder holding matbench_<name>.json.gz (for matbench:<name>)")
+    p.add_argument("--target", default=None, help="target column of a csv: file")
+    p.add_argument("--structure-column", default=None, help="structure column of a csv: file")
+    p.add_argument("--max-samples", type=int, default=None, metavar="N",
+                   help="use a random subset of N structures (quick trials)")
+
+
+def _cmd_study(args, params) -> int:
+    from .studies import STUDIES, run_study
+
+    names = [s.strip() for s in args.studies.split(",") if s.strip()]
+    for s in names:
+        if s != "all" and s not in STUDIES:
+            raise CLIError(f"unknown study {s!r}; choose from all, {', '.join(STUDIES)}")
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    for f in formats:
+        if f not in ("md", "html"):
+            raise CLIError(f"unknown report format {f!r}; choose from md, html")
+    data = _subsample(_load(args), args.max_samples, args.random_state)
+    cv: Any = args.cv
+    folds_note = None
+    if data.matbench and (cv == 5 or (cv is None and args.preset == "full")):
+        from .datasets import matbench_folds
+
+        cv = matbench_folds(len(data.structures))
+        folds_note = "official Matbench v0.1 folds (KFold(5, shuffle=True, random_state=18012019))"
+    n_jobs = args.n_jobs
+    if n_jobs is None:  # one process per fold up to the cores: small networks scale better so
+        import joblib  # than with torch threads, which oversubscribe a busy machine badly
+
+        from .studies import PRESETS
+
+        n_folds = len(cv) if isinstance(cv, list) else (cv or PRESETS[args.preset]["cv"])
+        n_jobs = max(1, min(n_folds, joblib.cpu_count()))
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    _say(args, f"study {','.join(names)} on {data.name} ({len(data.structures)} structures), "
+               f"preset {args.preset}")
+    result = run_study(
+        data.structures, data.y, names, cv=cv, preset=args.preset,
+        random_state=args.random_state, n_jobs=n_jobs, params=params, ids=data.ids,
+        verbose=not args.quiet,
+        meta={"data": data.name, "target": data.target, "unit": data.unit,
+              "command": "cgcnn-sk " + " ".join(args.argv)},
+    )
+    if folds_note:
+        result.meta["folds"] = folds_note
+    result.meta["wall_time"] = round(time.perf_counter() - t0, 1)
+    paths = result.write_report(out, formats)
+    for study, sentence in result.conclusions().items():
+        _say(args, f"[{study}] {sentence}")
+    report = paths.get("html", paths.get("md"))
+    print(f"report: {report}")
+    print(f"table:  {paths['csv']}  ({len(result.table)} rows); figures in {out}/; "
+          f"wall time {result.meta['wall_time']:.0f} s")
+    return 0
+
+
+def _cmd_featurize(args, params) -> int:
+    import joblib
+
+    from ._featurizer import CrystalGraphFeaturizer
+
+    feat_params = {}
+    for k, v in params.items():
+        step, _, name = k.partition("__")
+        if step != "graph":
+            raise CLIError(f"featurize takes only --graph__<param> flags, got --{k}")
+        feat_params[name] = v
+    data = _subsample(_load(args), args.max_samples, args.random_state)
+    featurizer = CrystalGraphFeaturizer(verbose=not args.quiet)
+    try:
+        featurizer.set_params(**feat_params)
+    except ValueError as err:
+        raise CLIError(_one_line(err)) from err
+    t0 = time.perf_counter()
+    graphs = featurizer.fit_transform(data.structures)
+    dt = time.perf_counter() - t0
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(
+        {"graphs": graphs, "y": data.y, "ids": data.ids, "data": data.name,
+         "target": data.target, "unit": data.unit,
+         "featurizer_params": featurizer.get_params()},
+        out,
+    )
+    print(f"{graphs!r}")
+    print(f"featurized {len(graphs)} structures in {dt:.2f} s; saved to {out}")
+    return 0
+
+
+def _cmd_train(args, params) -> int:
+    import joblib
+
+    from .studies import make_cgcnn_pipeline
+
+    data = _subsample(_load(args), args.max_samples, args.random_state)
+    try:
+        pipe = make_cgcnn_pipeline(args.preset, args.random_state)
+        pipe.set_params(cgcnn__verbose=0 if args.quiet else 1, graph__verbose=not args.quiet)
+        pipe.set_params(**params)
+    except ValueError as err:
+        raise CLIError(_one_line(err)) from err
+    X, y = data.structures, data.y
+    test_note = ""
+    if args.test_size:
+        if not 0 < args.test_size < 1:
+            raise CLIError(f"--test-size must be in (0, 1), got {args.test_size}")
+        from sklearn.model_selection import train_test_split
+
+        idx = np.arange(len(X))
+        tr, te = train_test_split(idx, test_size=args.test_size, random_state=args.random_state)
+        X_tr, y_tr = [X[i] for i in tr], y[tr]
+        t0 = time.perf_counter()
+        pipe.fit(X_tr, y_tr)
+        fit_time = time.perf_counter() - t0
+        mae = float(np.mean(np.abs(pipe.predict([X[i] for i in te]) - y[te])))
+        test_note = f"; test MAE on {len(te)} held-out structures: {mae:.4g} {data.unit or ''}"
+    else:
+        t0 = time.perf_counter()
+        pipe.fit(X, y)
+        fit_time = time.perf_counter() - t0
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pipe.set_params(cgcnn__verbose=0, graph__verbose=False)
+    joblib.dump(pipe, out)
+    print(f"trained on {len(X) if not args.test_size else len(tr)} structures of {data.name} "
+          f"in {fit_time:.1f} s ({len(pipe[-1].history)} epochs){test_note}")
+    print(f"saved pipeline to {out}")
+    return 0
+
+
+def _structure_paths(items: Sequence[str]) -> list[Path]:
+    paths: list[Path] = []
+    for item in items:
+        p = Path(item).expanduser()
+        if p.is_dir():
+            found = sorted(p.glob("*.cif"))
+            if not found:
+                raise CLIError(f"no .cif file in folder {p}")
+            paths += found
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise CLIError(f"cannot read {item}: no such file or folder")
+    return paths
+
+
+def _cmd_predict(args, params) -> int:
+    import pandas as pd
+
+    if params:
+        raise CLIError(f"predict takes no pipeline parameters, got --{next(iter(params))}")
+    items = list(args.files)
+    model = args.model
+    if model is None:
+        if len(items) < 2:
+            raise CLIError("give a model (--model NAME_OR_FILE, or as the first argument) and "
+                           "at least one structure file")
+        model, items = items[0], items[1:]
+    paths = _structure_paths(items)
+    model_path = Path(model).expanduser()
+    if model_path.is_file() and model_path.suffix in (".joblib", ".pkl", ".pickle"):
+        import joblib
+
+        try:
+            pipe = joblib.load(model_path)
+        except Exception as err:
+            raise CLIError(f"cannot load model {model_path}: {_one_line(err)}") from err
+        if not hasattr(pipe, "predict"):
+            raise CLIError(f"{model_path} holds a {type(pipe).__name__}, not a fitted pipeline")
+        pred = np.asarray(pipe.predict([str(p) for p in paths]))
+        frame = pd.DataFrame({"id": [p.stem for p in paths], "file": [str(p) for p in paths]})
+        if pred.ndim == 1:
+            frame["prediction"] = pred
+        else:
+            for j in range(pred.shape[1]):
+                frame[f"prediction_{j}"] = pred[:, j]
+    else:  # a pretrained name or a reference checkpoint file
+        from . import pretrained
+
+        frame = pretrained.predict_files(model, [str(p) for p in paths])
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(args.out, index=False)
+        print(f"wrote {len(frame)} predictions to {args.out}")
+    else:
+        print(frame.to_string(index=False))
+    return 0
+
+
+def _load(args) -> Data:
+    return load_data(args.data, data_home=args.data_home, target=args.target,
+                     structure_column=args.structure_column)
+
+
+def _say(args, text: str) -> None:
+    if not args.quiet:
+        print(text, file=sys.stderr)
+
+
+def _preset_help() -> str:
+    from .studies import PRESETS
+
+    lines = []
+    for name, spec in PRESETS.items():
+        base = ", ".join(f"{k}={v}" for k, v in spec["base"].items())
+        lines.append(f"  preset {name}: cv={spec['cv']}; base {base}")
+        for study, grid in spec["grids"].items():
+            g = " + ".join(
+                "{" + ", ".join(f"{k}: {v}" for k, v in part.items()) + "}" for part in grid
+            )
+            lines.append(f"    {study}: {g}")
+        lines.append(f"    baseline: random forest {spec['rf']} on matminer magpie+scm")
+    return "\n".join(lines)
+
+
+_PARAMS_EPILOG = (
+    "Pipeline parameters: any --<step>__<param>=VALUE goes to Pipeline.set_params, steps "
+    "'graph' (CrystalGraphFeaturizer: radius, max_num_nbr, dmin, step, atom_features) and "
+    "'cgcnn' (CGCNNRegressor: lr, max_epochs, batch_size, module__atom_fea_len, module__n_conv,"
+    " module__h_fea_len, module__activation, module__batchnorm, module__pooling, "
+    "module__dropout, ...). Example: --cgcnn__module__pooling=max --graph__max_num_nbr=8."
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``cgcnn-sk`` (subcommands study, featurize, train, predict)."""
+    parser = argparse.ArgumentParser(
+        prog="cgcnn-sk",
+        description="Crystal graph convolutional neural networks (CGCNN) as scikit-learn "
+        "estimators: studies with reports, featurization, training and prediction.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    p = sub.add_parser(
+        "study", formatter_class=fmt,
+        help="cross-validated studies of CGCNN settings vs the RF baseline, with a report",
+        description="Run the studies (hyperparameters, neighbours, activation_batchnorm, "
+        "pooling, baseline) with cross-validation on shared folds and write a report "
+        "(Markdown and HTML), the tidy CSV of every fold, loss curves and figures.\n\n"
+        + _preset_help(),
+        epilog=_PARAMS_EPILOG,
+    )
+    _add_data_args(p)
+    p.add_argument("--studies", default="all",
+                   help="comma-separated: all, hyperparameters, neighbours, "
+                   "activation_batchnorm, pooling, baseline (default: all)")
+    p.add_argument("--preset", choices=["quick", "full"], default="quick",
+                   help="quick (minutes) or full (hours); default quick")
+    p.add_argument("--cv", type=int, default=None,
+                   help="number of folds (default: the preset's; 5 on Matbench data uses the "
+                   "official Matbench folds)")
+    p.add_argument("--out", default="cgcnn_sk_study", help="output folder (default: %(default)s)")
+    p.add_argument("--format", default="md,html", help="report formats: md, html or md,html")
+    p.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--n-jobs", type=int, default=None,
+                   help="folds fitted in parallel processes (default: min(folds, cores))")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_study)
+
+    p = sub.add_parser(
+        "featurize", help="structures -> crystal graphs saved with joblib",
+        description="Featurize structures into CGCNN crystal graphs and save them (joblib) "
+        "with the targets and ids: {'graphs', 'y', 'ids', 'featurizer_params', ...}.",
+        epilog="Featurizer parameters: --graph__radius=8.0 --graph__max_num_nbr=12 "
+        "--graph__step=0.2 --graph__atom_features=cgcnn ...",
+    )
+    _add_data_args(p)
+    p.add_argument("--out", default="graphs.joblib", help="output file (default: %(default)s)")
+    p.add_argument("--random-state", type=int, default=0, help="seed of --max-samples")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_featurize)
+
+    p = sub.add_parser(
+        "train", help="fit a CGCNN pipeline and save it with joblib",
+        description="Fit Pipeline([('graph', CrystalGraphFeaturizer()), ('cgcnn', "
+        "CGCNNRegressor())]) with a preset's parameters and your overrides, and save it.",
+        epilog=_PARAMS_EPILOG,
+    )
+    _add_data_args(p)
+    p.add_argument("--preset", choices=["quick", "full"], default="quick",
+                   help="base parameters (default quick)")
+    p.add_argument("--out", default="cgcnn_pipeline.joblib",
+                   help="output file (default: %(default)s)")
+    p.add_argument("--test-size", type=float, default=0.0,
+                   help="hold out this fraction and print its MAE (default 0: fit on all)")
+    p.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no epoch table")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "predict", help="predict structure files with a saved pipeline or a pretrained model",
+        description="Predict the target of structure files (CIF, or folders of *.cif) with a "
+        "pipeline saved by 'cgcnn-sk train' (.joblib), a pretrained model name or a reference "
+        "CGCNN checkpoint (.pth.tar); prints a table or writes CSV to --out.",
+        epilog="Examples: cgcnn-sk predict --model formation-energy-per-atom NaCl.cif; "
+        "cgcnn-sk predict cgcnn_pipeline.joblib cifs/ --out predictions.csv. Pretrained "
+        "names: python -c 'from cgcnn_sk.pretrained import list_models; print(list_models())'",
+    )
+    p.add_argument("--model", default=None,
+                   help="saved pipeline (.joblib), pretrained model name or checkpoint file; "
+                   "may instead be given as the first positional argument")
+    p.add_argument("files", nargs="+", metavar="FILE", help="structure files or folders")
+    p.add_argument("--out", default=None, help="CSV file for the predictions (default: print)")
+    p.set_defaults(func=_cmd_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cgcnn-sk`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    args.argv = argv
+    debug = args.debug or bool(os.environ.get("CGCNN_SK_DEBUG"))
+    try:
+        params = parse_set_params(extra)
+        return int(args.func(args, params) or 0)
+    except KeyboardInterrupt:
+        print("cgcnn-sk: interrupted", file=sys.stderr)
+        return 130
+    except CLIError as err:
+        if debug:
+            raise
+        print(f"cgcnn-sk {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return 2 if "unrecognized argument" in str(err) or "needs a value" in str(err) else 1
+    except Exception as err:  # data problems surface as ValueError, OSError, ... from the library
+        if debug:
+            raise
+        print(f"cgcnn-sk {args.command}: error: {type(err).__name__}: {_one_line(err)}",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

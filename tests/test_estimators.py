@@ -1,0 +1,478 @@
+"""Tests of cgcnn_sk._estimators: CGCNNRegressor and CGCNNClassifier.
+
+scikit-learn's estimator checks: the ones that do not need numeric ``X`` run in
+``test_sklearn_checks``. Skipped, with the reason:
+
+* every check that fits or predicts on a generated numeric array (``check_fit2d_*``,
+  ``check_regressors_train``, ``check_estimators_dtypes``, ``check_estimators_pickle``,
+  ``check_fit_idempotent``, ``check_n_features_in``, ``check_dict_unchanged``,
+  ``check_estimators_nan_inf``, ``check_estimators_empty_data_messages``, ...): X here is a
+  sequence of crystal graphs, and a numeric array is rejected with a TypeError that names the
+  item and says to put a CrystalGraphFeaturizer first. The behaviours those checks protect
+  are tested here on graphs instead: pickle, clone, fit returns self, reproducibility,
+  NaN/inf targets, length mismatch, not-fitted errors.
+* ``check_no_attributes_set_in_init``: skorch's ``NeuralNet.__init__`` itself sets
+  ``history_``, ``initialized_``, ``virtual_params_`` and the ``iterator_*__*`` keyword
+  parameters; that is skorch's design, not ours.
+* ``check_set_params``: it sets parameters to floats such as ``-inf``, and skorch's own
+  ``set_params`` fails on that (``_params_to_validate.add``) for a plain
+  ``NeuralNetRegressor`` too.
+"""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_small_structures
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import Pipeline
+from sklearn.utils import estimator_checks
+
+from cgcnn_sk._estimators import CGCNNClassifier, CGCNNRegressor
+from cgcnn_sk._featurizer import CrystalGraphFeaturizer
+from cgcnn_sk._graph import CrystalGraphs
+from cgcnn_sk._module import CGCNN
+
+SMALL = dict(module__atom_fea_len=16, module__h_fea_len=16, module__n_conv=2)
+
+
+@pytest.fixture(scope="module")
+def data():
+    """20 small crystals as graphs (radius 6, M 8) and their volume per atom."""
+    structures, y = make_small_structures()
+    graphs = CrystalGraphFeaturizer(radius=6.0, max_num_nbr=8).fit_transform(structures)
+    return structures, graphs, y
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    """A small regressor fitted for 3 epochs (don't refit)."""
+    _, graphs, y = data
+    return CGCNNRegressor(max_epochs=3, random_state=0, **SMALL).fit(graphs, y)
+
+
+def scaled_structures(n_scales=5, seed=0):
+    """The 20 prototypes, each at ``n_scales`` random volumes: (structures, volume per atom)."""
+    base, _ = make_small_structures()
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in base:
+        for f in rng.uniform(0.9, 1.15, n_scales):
+            t = s.copy()
+            t.scale_lattice(s.volume * f**3)
+            out.append(t)
+    return out, np.array([s.volume / len(s) for s in out])
+
+
+# ---- fit / predict ------------------------------------------------------------------------
+
+
+def test_fit_returns_self_and_learned_attributes(data, fitted):
+    _, graphs, y = data
+    assert fitted.n_atom_features_ == 92
+    assert fitted.n_bond_features_ == 31  # 0, 0.2, ..., 6.0
+    assert fitted.gaussian_ == (0.0, 0.2, 6.0)
+    assert fitted.n_outputs_ == 1
+    np.testing.assert_allclose(fitted.target_mean_, [y.mean()])
+    np.testing.assert_allclose(fitted.target_scale_, [y.std()])
+    assert isinstance(fitted.module_, CGCNN)
+    assert fitted.module_.embedding.in_features == 92
+    assert fitted.module_.convs[0].nbr_fea_len == 31
+    pred = fitted.predict(graphs)
+    assert pred.shape == (20,)
+    assert pred.dtype == np.float64
+
+
+def test_history_has_losses_and_mae(fitted):
+    assert len(fitted.history) == 3
+    for key in ("train_loss", "valid_loss", "train_mae", "valid_mae", "event_lr"):
+        values = fitted.history[:, key]
+        assert len(values) == 3 and np.all(np.isfinite(values)), key
+    # cosine schedule from lr down towards 0
+    lrs = fitted.history[:, "event_lr"]
+    assert lrs[0] == pytest.approx(3e-3) and lrs[2] < lrs[1] < lrs[0]
+
+
+def test_list_and_crystalgraphs_give_same_predictions(data, fitted):
+    _, graphs, _ = data
+    np.testing.assert_array_equal(fitted.predict(list(graphs)), fitted.predict(graphs))
+    # sklearn-style index arrays on CrystalGraphs
+    # (another batch composition: equal up to float summation order)
+    np.testing.assert_allclose(fitted.predict(graphs[[3, 1]]), fitted.predict(graphs)[[3, 1]],
+                               rtol=1e-6)
+
+
+def test_random_state_reproducible(data):
+    _, graphs, y = data
+    kw = dict(max_epochs=2, **SMALL)
+    p1 = CGCNNRegressor(random_state=3, **kw).fit(graphs, y).predict(graphs)
+    p2 = CGCNNRegressor(random_state=3, **kw).fit(list(graphs), y).predict(graphs)
+    p3 = CGCNNRegressor(random_state=4, **kw).fit(graphs, y).predict(graphs)
+    np.testing.assert_array_equal(p1, p2)
+    assert not np.allclose(p1, p3)
+
+
+def test_random_state_none_is_random(data):
+    _, graphs, y = data
+    kw = dict(max_epochs=1, **SMALL)
+    p1 = CGCNNRegressor(**kw).fit(graphs, y).predict(graphs)
+    p2 = CGCNNRegressor(**kw).fit(graphs, y).predict(graphs)
+    assert not np.allclose(p1, p2)
+
+
+def test_random_state_does_not_touch_global_torch_rng(data):
+    _, graphs, y = data
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    CGCNNRegressor(max_epochs=1, random_state=0, **SMALL).fit(graphs, y)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_target_standardisation_is_exact(data):
+    """Fitting a * y + b gives a * predictions + b: the net only ever sees standardised y."""
+    _, graphs, y = data
+    kw = dict(max_epochs=2, random_state=0, **SMALL)
+    p = CGCNNRegressor(**kw).fit(graphs, y).predict(graphs)
+    p_scaled = CGCNNRegressor(**kw).fit(graphs, 1000.0 * y - 7.0).predict(graphs)
+    np.testing.assert_allclose(p_scaled, 1000.0 * p - 7.0, rtol=1e-6)
+
+
+def test_multi_target(data):
+    _, graphs, y = data
+    Y = np.column_stack([y, -2 * y + 1])
+    net = CGCNNRegressor(max_epochs=2, random_state=0, **SMALL).fit(graphs, Y)
+    assert net.n_outputs_ == 2
+    assert net.module_.fc_out.out_features == 2
+    assert net.predict(graphs).shape == (20, 2)
+    # a (n, 1) column stays 2-D
+    col = CGCNNRegressor(max_epochs=1, random_state=0, **SMALL).fit(graphs, y[:, None])
+    assert col.predict(graphs).shape == (20, 1)
+
+
+def test_no_validation_split_and_no_early_stopping(data):
+    _, graphs, y = data
+    net = CGCNNRegressor(max_epochs=2, train_split=None, patience=None, **SMALL)
+    net.fit(graphs, y)
+    assert "valid_loss" not in net.history[-1]
+    assert "early_stopping" not in dict(net.callbacks_)
+
+
+def test_early_stopping_stops(data):
+    _, graphs, y = data
+    net = CGCNNRegressor(max_epochs=50, patience=1, lr=0.5, random_state=0, **SMALL)
+    net.fit(graphs, y)
+    assert len(net.history) < 50
+
+
+def test_module_params_are_routed(data):
+    _, graphs, y = data
+    net = CGCNNRegressor(max_epochs=1, random_state=0, **SMALL)
+    net.set_params(module__pooling="max", module__batchnorm=False, module__n_h=2)
+    assert net.get_params()["module__pooling"] == "max"
+    net.fit(graphs, y)
+    assert net.module_.pooling == "max"
+    assert len(net.module_.fcs) == 1
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in net.module_.modules())
+
+
+def test_changing_featurizer_settings_needs_no_module_params(data):
+    structures, _, y = data
+    graphs = CrystalGraphFeaturizer(radius=5.0, step=0.5, atom_features="onehot").fit_transform(
+        structures
+    )
+    net = CGCNNRegressor(max_epochs=1, random_state=0, **SMALL).fit(graphs, y)
+    assert net.module_.convs[0].nbr_fea_len == 11
+    assert net.n_atom_features_ == graphs[0].n_atom_features
+
+
+# ---- clone, pickle, save/load ---------------------------------------------------------------
+
+
+def test_clone(fitted):
+    new = clone(fitted)
+    assert new.get_params()["module__atom_fea_len"] == 16
+    assert new.random_state == 0
+    assert not hasattr(new, "target_mean_")
+    with pytest.raises(NotFittedError):
+        new.predict([])
+
+
+def test_clone_refit_gives_identical_predictions(data, fitted):
+    _, graphs, y = data
+    np.testing.assert_array_equal(clone(fitted).fit(graphs, y).predict(graphs),
+                                  fitted.predict(graphs))
+
+
+def test_pickle_round_trip(data, fitted):
+    _, graphs, _ = data
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(again.predict(graphs), fitted.predict(graphs))
+
+
+def test_save_load_params_round_trip(tmp_path, data, fitted):
+    _, graphs, _ = data
+    fitted.save_params(
+        f_params=tmp_path / "params.pt", f_optimizer=tmp_path / "opt.pt",
+        f_history=tmp_path / "history.json",
+    )
+    new = CGCNNRegressor(**SMALL)
+    new.load_params(
+        f_params=tmp_path / "params.pt", f_optimizer=tmp_path / "opt.pt",
+        f_history=tmp_path / "history.json",
+    )
+    np.testing.assert_array_equal(new.predict(graphs), fitted.predict(graphs))
+    np.testing.assert_allclose(new.target_mean_, fitted.target_mean_)
+    assert len(new.history) == len(fitted.history)
+    # the module part of the file is a plain CGCNN state_dict plus one metadata entry
+    state = torch.load(tmp_path / "params.pt", weights_only=True)
+    meta = state.pop("_cgcnn_sk_meta")
+    assert meta["n_bond_features"] == 31
+    CGCNN(92, 31, atom_fea_len=16, h_fea_len=16, n_conv=2).load_state_dict(state)
+
+
+def test_initialize_without_data_explains(fitted):
+    with pytest.raises(NotFittedError, match="cannot build its module before seeing data"):
+        CGCNNRegressor().initialize()
+
+
+# ---- errors -----------------------------------------------------------------------------------
+
+
+def test_raw_structures_need_a_featurizer(data):
+    structures, _, y = data
+    with pytest.raises(TypeError, match=r"X\[0\] is a Structure, not a CrystalGraph.*put a "
+                       r"CrystalGraphFeaturizer before CGCNNRegressor"):
+        CGCNNRegressor().fit(structures, y)
+    with pytest.raises(TypeError, match="put a CrystalGraphFeaturizer before CGCNNClassifier"):
+        CGCNNClassifier().fit(structures, y > 20)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_inf_targets(data, bad):
+    _, graphs, y = data
+    y = y.copy()
+    y[4] = bad
+    with pytest.raises(ValueError, match="Input y contains (NaN|infinity)"):
+        CGCNNRegressor().fit(graphs, y)
+
+
+def test_length_mismatch(data):
+    _, graphs, y = data
+    with pytest.raises(ValueError, match="X has 20 graphs but y has 19 rows"):
+        CGCNNRegressor().fit(graphs, y[:-1])
+    with pytest.raises(ValueError, match="X has 20 graphs but y has 19 rows"):
+        CGCNNClassifier().fit(graphs, (y > 20)[:-1])
+
+
+def test_predict_before_fit(data):
+    _, graphs, _ = data
+    with pytest.raises(NotFittedError, match="This CGCNNRegressor instance is not initialized"):
+        CGCNNRegressor().predict(graphs)
+    with pytest.raises(NotFittedError, match="This CGCNNClassifier instance is not initialized"):
+        CGCNNClassifier().predict_proba(graphs)
+
+
+def test_bad_module_parameter_lists_choices(data):
+    _, graphs, y = data
+    net = CGCNNRegressor(module__activation="swish", max_epochs=1)
+    with pytest.raises(ValueError, match=r"activation='swish' is not one of \['elu'"):
+        net.fit(graphs, y)
+    with pytest.raises(ValueError, match="max_epochs must be a positive integer"):
+        CGCNNRegressor(max_epochs=0).fit(graphs, y)
+
+
+def test_other_featurizer_at_predict(data, fitted):
+    structures, _, _ = data
+    other = CrystalGraphFeaturizer(radius=6.0, step=0.5).fit_transform(structures)
+    with pytest.raises(ValueError, match="was fitted with 92 and gaussian=.0.0, 0.2, 6.0."):
+        fitted.predict(other)
+
+
+def test_mixed_featurizations_in_fit(data):
+    structures, graphs, y = data
+    other = CrystalGraphFeaturizer(radius=5.0).fit_transform(structures[:1])
+    mixed = list(graphs[:3]) + [other[0]]
+    with pytest.raises(ValueError, match=r"X\[3\] has gaussian=\(0.0, 0.2, 5.0\)"):
+        CGCNNRegressor().fit(mixed, y[:4])
+
+
+# ---- classifier -----------------------------------------------------------------------------
+
+
+def test_classifier_binary_string_labels(data):
+    _, graphs, y = data
+    labels = np.where(y > np.median(y), "large", "small")
+    clf = CGCNNClassifier(max_epochs=2, random_state=0, **SMALL).fit(graphs, labels)
+    assert clf.classes_.tolist() == ["large", "small"]
+    assert clf.module_.fc_out.out_features == 2
+    proba = clf.predict_proba(graphs)
+    assert proba.shape == (20, 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    pred = clf.predict(graphs)
+    assert set(pred) <= {"large", "small"}
+    np.testing.assert_array_equal(pred, clf.classes_[proba.argmax(axis=1)])
+    for key in ("train_loss", "valid_loss", "train_acc", "valid_acc"):
+        assert key in clf.history[-1]
+    assert 0.0 <= clf.score(graphs, labels) <= 1.0
+
+
+def test_classifier_multiclass_pickle_and_save(tmp_path, data):
+    _, graphs, y = data
+    labels = np.digitize(y, np.quantile(y, [1 / 3, 2 / 3]))  # 0, 1, 2
+    clf = CGCNNClassifier(max_epochs=2, random_state=0, **SMALL).fit(graphs, labels)
+    assert clf.predict_proba(graphs).shape == (20, 3)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict_proba(graphs), clf.predict_proba(graphs))
+    clf.save_params(f_params=tmp_path / "clf.pt")
+    new = CGCNNClassifier(**SMALL)
+    new.load_params(f_params=tmp_path / "clf.pt")
+    np.testing.assert_array_equal(new.predict(graphs), clf.predict(graphs))
+    assert new.classes_.tolist() == [0, 1, 2]
+
+
+def test_classifier_errors(data):
+    _, graphs, _ = data
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        CGCNNClassifier().fit(graphs, np.zeros(20))
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        CGCNNClassifier().fit(graphs, np.r_[np.nan, np.ones(19)])
+    with pytest.raises(AttributeError, match="no attribute 'classes_' before fit"):
+        CGCNNClassifier().classes_  # noqa: B018
+
+
+# ---- pipelines --------------------------------------------------------------------------------
+
+
+def test_pipeline_learns():
+    """Volume per atom of 100 scaled prototype crystals: the model beats the mean clearly."""
+    structures, y = scaled_structures()
+    rng = np.random.default_rng(1)
+    idx = rng.permutation(len(y))
+    train, test = idx[:80], idx[80:]
+    model = Pipeline(
+        [
+            ("graph", CrystalGraphFeaturizer(radius=6.0)),
+            ("cgcnn", CGCNNRegressor(max_epochs=30, batch_size=16, random_state=0)),
+        ]
+    )
+    model.fit([structures[i] for i in train], y[train])
+    mae = np.abs(model.predict([structures[i] for i in test]) - y[test]).mean()
+    mae_mean = np.abs(y[train].mean() - y[test]).mean()
+    assert mae < 0.4 * mae_mean, (mae, mae_mean)
+    losses = model[-1].history[:, "train_loss"]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_grid_search_over_featurizer_and_module(data):
+    structures, _, y = data
+    pipe = Pipeline(
+        [
+            ("graph", CrystalGraphFeaturizer(radius=6.0)),
+            ("cgcnn", CGCNNRegressor(max_epochs=2, random_state=0, **SMALL)),
+        ]
+    )
+    grid = {"graph__max_num_nbr": [4, 8], "cgcnn__module__pooling": ["mean", "max"]}
+    search = GridSearchCV(pipe, grid, cv=KFold(2, shuffle=True, random_state=0),
+                          scoring="neg_mean_absolute_error")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no failed fits turned into warnings
+        search.fit(structures, y)
+    results = search.cv_results_
+    assert len(results["params"]) == 4
+    assert {(p["graph__max_num_nbr"], p["cgcnn__module__pooling"]) for p in results["params"]} == {
+        (4, "mean"), (4, "max"), (8, "mean"), (8, "max")
+    }
+    assert np.all(np.isfinite(results["mean_test_score"]))
+    assert np.all(results["mean_test_score"] < 0)
+    assert search.best_estimator_[-1].module_.pooling == search.best_params_[
+        "cgcnn__module__pooling"
+    ]
+
+
+def test_graphs_survive_sklearn_slicing(data):
+    """GridSearchCV hands a CrystalGraphs or a plain list downstream; both must work."""
+    from sklearn.utils import _safe_indexing
+
+    _, graphs, _ = data
+    sliced = _safe_indexing(graphs, np.array([0, 5, 7]))
+    assert all(hasattr(g, "nbr_index") for g in sliced)
+    assert isinstance(graphs[np.array([0, 5])], CrystalGraphs)
+
+
+# ---- scikit-learn's own checks that apply -----------------------------------------------------
+
+APPLICABLE_CHECKS = [
+    "check_estimator_cloneable",
+    "check_estimator_repr",
+    "check_parameters_default_constructible",
+    "check_get_params_invariance",
+    "check_do_not_raise_errors_in_init_or_set_params",
+    "check_estimators_unfitted",
+    "check_mixin_order",
+    "check_valid_tag_types",
+    "check_estimator_tags_renamed",
+    "check_supervised_y_no_nan",
+    "check_requires_y_none",
+]
+
+
+@pytest.mark.parametrize("check", APPLICABLE_CHECKS)
+@pytest.mark.parametrize("cls", [CGCNNRegressor, CGCNNClassifier])
+def test_sklearn_checks(cls, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        getattr(estimator_checks, check)(cls.__name__, cls(max_epochs=1))
+
+
+def test_partial_fit_keeps_scaling_and_module(data):
+    _, graphs, y = data
+    net = CGCNNRegressor(max_epochs=1, random_state=0, **SMALL).fit(graphs, y)
+    module, mean = net.module_, net.target_mean_.copy()
+    net.partial_fit(graphs[:10], y[:10])
+    assert net.module_ is module
+    np.testing.assert_array_equal(net.target_mean_, mean)
+    assert len(net.history) == 2
+    # a first partial_fit is a fit
+    first = CGCNNRegressor(max_epochs=1, random_state=0, **SMALL).partial_fit(graphs, y)
+    np.testing.assert_allclose(first.target_mean_, [y.mean()])
+
+
+def test_classifier_partial_fit_unseen_label(data):
+    _, graphs, y = data
+    clf = CGCNNClassifier(max_epochs=1, random_state=0, **SMALL).fit(graphs, y > 20)
+    with pytest.raises(ValueError, match=r"y\[0\] = 'big' is not one of the classes"):
+        clf.partial_fit(graphs[:2], ["big", "small"])
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_pipeline_learns_real_phonons(shared_data):
+    """Matbench phonons, first 300 rows: 240 to train, 60 held out; ~40 s on 1 core."""
+    import gzip
+    import json
+
+    from pymatgen.core import Structure
+
+    with gzip.open(shared_data / "matbench_phonons" / "matbench_phonons.json.gz", "rt") as fh:
+        rows = json.load(fh)["data"][:300]
+    structures = [Structure.from_dict(s) for s, _ in rows]
+    y = np.array([v for _, v in rows])
+    idx = np.random.default_rng(0).permutation(len(y))
+    train, test = idx[:240], idx[240:]
+    model = Pipeline(
+        [
+            ("graph", CrystalGraphFeaturizer()),
+            ("cgcnn", CGCNNRegressor(max_epochs=40, batch_size=32, random_state=0)),
+        ]
+    )
+    model.fit([structures[i] for i in train], y[train])
+    mae = np.abs(model.predict([structures[i] for i in test]) - y[test]).mean()
+    mae_mean = np.abs(y[train].mean() - y[test]).mean()
+    assert mae < 0.5 * mae_mean, (mae, mae_mean)  # measured: 76 vs 248 cm^-1
