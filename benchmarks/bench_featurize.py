@@ -318,7 +318,8 @@ def main(argv=None) -> dict:
 
     result = {
         "command": "python benchmarks/bench_featurize.py"
-        + (f" --limit {args.limit}" if args.limit else ""),
+        + (f" --limit {args.limit}" if args.limit else "")
+        + f" --repeats {args.repeats}",
         "settings": {"radius": RADIUS, "max_num_nbr": M, "dmin": DMIN, "step": STEP,
                      "gaussian_centres": len(gaussian_centers(DMIN, STEP, RADIUS)),
                      "repeats": args.repeats},

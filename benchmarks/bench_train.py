@@ -301,6 +301,8 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3,
                         help="rounds of the three children, interleaved; medians reported")
     parser.add_argument("--out", default=str(RESULTS / "bench_train.json"))
+    parser.add_argument("--table", action="store_true",
+                        help="only print the table of the saved --out JSON")
     parser.add_argument("--_child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -309,9 +311,15 @@ def main(argv=None) -> None:
         print(json.dumps(run_variant(variant, graph_file, int(epochs), int(threads))))
         return
 
+    out_path = Path(args.out)
+    if args.table:
+        results = json.loads(out_path.read_text())
+        for entry in results.values():
+            summarize(entry)
+        print_table(results)
+        return
     if not DATA.is_dir():
         sys.exit(f"shared data not found at {DATA}")
-    out_path = Path(args.out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
     for name in args.datasets:
@@ -354,27 +362,8 @@ def main(argv=None) -> None:
                     )
         finally:
             os.unlink(graph_file)
-        for variant, rs in runs.items():
-            entry["variants"][variant] = {
-                "train_per_s": statistics.median(r["train_per_s"] for r in rs),
-                "infer_per_s": statistics.median(r["infer_per_s"] for r in rs),
-                "train_per_cpu_s": statistics.median(r["train_per_cpu_s"] for r in rs),
-                "infer_per_cpu_s": statistics.median(r["infer_per_cpu_s"] for r in rs),
-                "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
-                "rss_imports_mb": statistics.median(r["rss_imports_mb"] for r in rs),
-                "runs": rs,
-            }
-        ref = entry["variants"]["reference-style"]
-        for variant in VARIANTS[1:]:
-            res = entry["variants"][variant]
-            res["train_speedup"] = res["train_per_s"] / ref["train_per_s"]
-            res["infer_speedup"] = res["infer_per_s"] / ref["infer_per_s"]
-            res["train_speedup_cpu"] = res["train_per_cpu_s"] / ref["train_per_cpu_s"]
-            res["infer_speedup_cpu"] = res["infer_per_cpu_s"] / ref["infer_per_cpu_s"]
-            res["peak_rss_ratio"] = res["peak_rss_mb"] / ref["peak_rss_mb"]
-            res["rss_above_imports_ratio"] = (res["peak_rss_mb"] - res["rss_imports_mb"]) / (
-                ref["peak_rss_mb"] - ref["rss_imports_mb"]
-            )
+        entry["variants"] = {variant: {"runs": rs} for variant, rs in runs.items()}
+        summarize(entry)
         entry["command"] = "python benchmarks/bench_train.py " + " ".join(
             argv if argv is not None else sys.argv[1:]
         )
@@ -388,29 +377,51 @@ def main(argv=None) -> None:
     print(f"\nsaved {out_path}")
 
 
+def summarize(entry: dict) -> None:
+    """Medians and bests over the rounds of each variant, and ratios to the reference."""
+    for res in entry["variants"].values():
+        rs = res["runs"]
+        for key in ("train_per_s", "infer_per_s", "train_per_cpu_s", "infer_per_cpu_s",
+                    "rss_imports_mb"):
+            res[key] = statistics.median(r[key] for r in rs)
+        res["train_per_s_best"] = max(r["train_per_s"] for r in rs)
+        res["infer_per_s_best"] = max(r["infer_per_s"] for r in rs)
+        res["peak_rss_mb"] = max(r["peak_rss_mb"] for r in rs)
+    ref = entry["variants"]["reference-style"]
+    for variant in VARIANTS[1:]:
+        res = entry["variants"][variant]
+        for key in ("train_per_s", "infer_per_s", "train_per_s_best", "infer_per_s_best",
+                    "train_per_cpu_s", "infer_per_cpu_s", "peak_rss_mb"):
+            res[key + "_x_ref"] = res[key] / ref[key]
+        res["rss_above_imports_x_ref"] = (res["peak_rss_mb"] - res["rss_imports_mb"]) / (
+            ref["peak_rss_mb"] - ref["rss_imports_mb"]
+        )
+
+
 def print_table(results: dict) -> None:
-    head = (f"{'dataset':<9} {'variant':<16} {'train/s':>8} {'x ref':>6} {'infer/s':>8} "
-            f"{'x ref':>6} {'train/cpu-s':>11} {'x ref':>6} {'infer/cpu-s':>11} {'x ref':>6} "
-            f"{'peak MB':>8} {'x ref':>6} {'>imports MB':>11} {'x ref':>6}")
+    """Per variant: wall-clock medians and bests, CPU-time medians, memory; x ref = ratio."""
+    cols = [
+        ("train/s", "train_per_s"), ("best", "train_per_s_best"),
+        ("infer/s", "infer_per_s"), ("best", "infer_per_s_best"),
+        ("train/cpu-s", "train_per_cpu_s"), ("infer/cpu-s", "infer_per_cpu_s"),
+    ]
+    head = f"{'dataset':<8} {'variant':<16}" + "".join(
+        f" {label:>11} {'x ref':>5}" for label, _ in cols
+    ) + f" {'peak MB':>7} {'x ref':>5} {'>imports':>8} {'x ref':>5}"
     print("\n" + head + "\n" + "-" * len(head))
     for name, entry in results.items():
         ref = entry["variants"]["reference-style"]
         ref_above = ref["peak_rss_mb"] - ref["rss_imports_mb"]
         for variant, res in entry["variants"].items():
             above = res["peak_rss_mb"] - res["rss_imports_mb"]
-            cols = [
-                (res["train_per_s"], ref["train_per_s"]),
-                (res["infer_per_s"], ref["infer_per_s"]),
-                (res.get("train_per_cpu_s", np.nan), ref.get("train_per_cpu_s", np.nan)),
-                (res.get("infer_per_cpu_s", np.nan), ref.get("infer_per_cpu_s", np.nan)),
-            ]
             text = "".join(
-                f" {v:{w}.1f} {v / r:6.2f}" for (v, r), w in zip(cols, (8, 8, 11, 11), strict=True)
+                f" {res.get(key, np.nan):11.1f} {res.get(key, np.nan) / ref.get(key, np.nan):5.2f}"
+                for _, key in cols
             )
             print(
-                f"{name:<9} {variant:<16}{text} {res['peak_rss_mb']:8.0f} "
-                f"{res['peak_rss_mb'] / ref['peak_rss_mb']:6.2f} {above:11.0f} "
-                f"{above / ref_above:6.2f}"
+                f"{name:<8} {variant:<16}{text} {res['peak_rss_mb']:7.0f} "
+                f"{res['peak_rss_mb'] / ref['peak_rss_mb']:5.2f} {above:8.0f} "
+                f"{above / ref_above:5.2f}"
             )
 
 

@@ -94,11 +94,11 @@ class _NeighborCache:
         if stored >= m:
             return idx[:, :m], dist[:, :m], isolated
         pad = m - stored
-        return (
-            np.pad(idx, ((0, 0), (0, pad)), constant_values=-1),
-            np.pad(dist, ((0, 0), (0, pad)), constant_values=0.0),
-            isolated,
-        )
+        idx = np.pad(idx, ((0, 0), (0, pad)), constant_values=-1)
+        dist = np.pad(dist, ((0, 0), (0, pad)), constant_values=0.0)
+        idx.flags.writeable = False
+        dist.flags.writeable = False
+        return idx, dist, isolated
 
     def put(self, key: tuple, idx: np.ndarray, dist: np.ndarray) -> bool:
         """Store fresh search results (kept read-only, not copied); return ``isolated``."""
@@ -174,8 +174,15 @@ def cache_info(max_bytes: int | None = None) -> dict:
     return _CACHE.info()
 
 
-def _cart(item: tuple) -> np.ndarray:
-    """Cartesian coordinates of a read item ``(key, numbers, lattice, frac bytes, pbc)``."""
+def _cart(structure, item: tuple) -> np.ndarray:
+    """Cartesian coordinates for the search: pymatgen's own ``site.coords`` (bit for bit what
+    ``get_neighbor_list`` uses, so near-ties break as in the reference), else frac @ lattice."""
+    try:
+        cart = np.array([site.coords for site in structure.sites], dtype=np.float64)
+        if cart.shape == (len(item[1]), 3):
+            return cart
+    except (AttributeError, TypeError, ValueError):
+        pass
     frac = np.frombuffer(item[3], dtype=np.float64).reshape(-1, 3)
     return frac @ item[2]
 
@@ -335,6 +342,9 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
     ``graph__max_num_nbr`` makes every refit nearly free (structures as ``X`` also avoid
     repeating the search thanks to the cache, but still pay for reading each structure).
 
+    The neighbour arrays of the output graphs are read-only (they are shared with the
+    neighbour cache); copy them before modifying.
+
     The neighbour lists agree with pymatgen's ``Structure.get_all_neighbors`` sorted by
     distance (the test suite checks this on pymatgen's bundled structures); neighbours at
     exactly equal distances keep the search's (deterministic) order.
@@ -462,10 +472,9 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         lattice = s.lattice
         matrix = np.asarray(lattice.matrix, dtype=np.float64)
         numbers_ = np.array(zs, dtype=np.int16)
-        key = b"".join(
-            (matrix.tobytes(), frac, numbers_.tobytes(), bytes(bool(p) for p in lattice.pbc))
-        )
-        return (key, numbers_, matrix, frac, np.array(lattice.pbc, dtype=bool)), []
+        pbc = tuple(bool(p) for p in lattice.pbc)
+        key = b"".join((matrix.tobytes(), frac, numbers_.tobytes(), bytes(pbc)))
+        return (key, numbers_, matrix, frac, pbc), []
 
     def _element_problem(self, z: int, el, elements: set[int]) -> str:
         if z < 1:
@@ -543,27 +552,27 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         n = len(structures)
         errors: dict[int, str] = {}
         arrays: dict[int, tuple] = {}  # position -> (key, numbers, lattice, frac bytes, pbc)
-        lists: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        lists: dict[int, tuple[np.ndarray, np.ndarray, bool]] = {}  # idx, dist, isolated
         todo: list[int] = []
 
+        read, cache_get = self._read_item, _CACHE.get  # the per-structure hot loop
         for pos, s in enumerate(structures):
             if isinstance(s, Exception):
                 errors[pos] = str(s)
                 continue
             try:
-                arr, problems = self._read_item(s, elements)
+                arr, problems = read(s, elements)
             except Exception as exc:  # a broken object that passed as a Structure
                 arr, problems = None, [f"invalid structure: {type(exc).__name__}: {exc}"]
             if problems:
                 errors[pos] = "; ".join(problems)
                 continue
-            key = (arr[0], radius)
             arrays[pos] = arr
-            hit = _CACHE.get(key, m)
-            if hit is not None:
-                lists[pos] = hit
-            else:
+            hit = cache_get((arr[0], radius), m)
+            if hit is None:
                 todo.append(pos)
+            else:
+                lists[pos] = hit
 
         bar = None
         if self.verbose:
@@ -572,7 +581,10 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
             bar = tqdm(total=n, desc="neighbour search", unit="structure")
             bar.update(n - len(todo))
 
-        jobs = [(arrays[p][2], _cart(arrays[p]), arrays[p][4], radius, m_store) for p in todo]
+        jobs = [
+            (arrays[p][2], _cart(structures[p], arrays[p]), arrays[p][4], radius, m_store)
+            for p in todo
+        ]
         results = self._run_searches(jobs, memory, bar)
         for pos, (idx, dist) in zip(todo, results, strict=True):
             isolated = _CACHE.put((arrays[pos][0], radius), idx, dist)
@@ -586,13 +598,17 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
             _, numbers_, lattice, _, pbc = arrays[pos]
             if isolated:
                 species = [str(structures[pos][i].specie) for i in range(len(numbers_))]
-                cart = _cart(arrays[pos])
+                cart = _cart(structures[pos], arrays[pos])
                 errors[pos] = self._isolated_message(lattice, cart, pbc, idx, species)
                 continue
+            if not idx.flags.c_contiguous:  # a slice for a smaller M: compact copy
+                idx, dist = np.ascontiguousarray(idx), np.ascontiguousarray(dist)
+                idx.flags.writeable = False
+                dist.flags.writeable = False
             graphs[pos] = CrystalGraph(
                 numbers=numbers_,
-                nbr_index=np.array(idx, dtype=_graph.INDEX_DTYPE, order="C"),
-                nbr_dist=np.array(dist, dtype=_graph.DIST_DTYPE, order="C"),
+                nbr_index=idx,
+                nbr_dist=dist,
                 atom_table=table,
                 gaussian=gaussian,
                 id=ids[pos],
@@ -650,11 +666,15 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
             if problem is not None:
                 errors.append((pos, g.id, problem))
                 continue
+            idx = np.array(idx, dtype=_graph.INDEX_DTYPE)
+            dist = np.array(dist, dtype=_graph.DIST_DTYPE)
+            idx.flags.writeable = False
+            dist.flags.writeable = False
             out.append(
                 CrystalGraph(
                     numbers=g.numbers,
-                    nbr_index=np.array(idx, dtype=_graph.INDEX_DTYPE),
-                    nbr_dist=np.array(dist, dtype=_graph.DIST_DTYPE),
+                    nbr_index=idx,
+                    nbr_dist=dist,
                     atom_table=table,
                     gaussian=gaussian,
                     id=g.id,

@@ -191,14 +191,16 @@ _PBC_3D.flags.writeable = False
 
 
 def _pbc_array(pbc) -> np.ndarray:
+    if pbc is None or (type(pbc) is tuple and pbc == (True, True, True)):
+        return _PBC_3D
     flags = tuple(bool(x) for x in np.asarray(pbc).ravel())
     if flags == (True, True, True):
         return _PBC_3D
     return np.array(flags, dtype=np.int64)
 
 
-#: Safety factor on the first-pass radius estimated from the mean atomic density.
-_FIRST_PASS_FACTOR = 1.15
+#: Safety factor on the inner radius estimated from the mean atomic density.
+_INNER_FACTOR = 1.15
 
 
 def _pair_search(
@@ -211,10 +213,9 @@ def _pair_search(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs within ``r`` of the sites ``centers`` (all sites if None), self-pairs removed.
 
-    This is the kernel of pymatgen's ``Structure.get_neighbor_list`` (the same cython
-    ``find_points_in_spheres`` call and the same self-pair rule), called on arrays so that
-    a search needs no ``Structure`` (worker processes and ``joblib.Memory`` get arrays).
-    Returns (centre site index, neighbour site index, distance).
+    The kernel of pymatgen's ``Structure.get_neighbor_list`` (the same cython
+    ``find_points_in_spheres`` call and the same self-pair rule), on arrays. Used to explain
+    isolated atoms. Returns (centre site index, neighbour site index, distance).
     """
     if centers is None:
         center_coords = cart_coords
@@ -230,20 +231,19 @@ def _pair_search(
     return c[keep], p[keep], d[keep]
 
 
-def _first_pass_radius(lattice: np.ndarray, n_atoms: int, radius: float, m: int) -> float:
+def _inner_radius(lattice: np.ndarray, n_atoms: int, radius: float, m: int) -> float:
     """A radius expected to hold a little over ``m`` neighbours per atom at the mean density.
 
-    Any value is exact (atoms short of ``m`` are searched again at the full radius); this one
-    keeps the first search small. For slabs with vacuum (2-D materials) it overestimates,
-    which costs time only. (A slab-aware estimate from the layer's atoms per area was tried
-    and was slower on Matbench jdft2d: it sent too many atoms to the second search.)
+    Any value is exact (an atom with fewer than ``m`` pairs inside keeps all its pairs); a
+    good one keeps the sort small. For slabs with vacuum (2-D materials) it overestimates,
+    which costs time only.
     """
     (a0, a1, a2), (b0, b1, b2), (c0, c1, c2) = lattice.tolist()  # plain floats: 3x3 is tiny
     volume = abs(a0 * (b1 * c2 - b2 * c1) - a1 * (b0 * c2 - b2 * c0) + a2 * (b0 * c1 - b1 * c0))
     if volume <= 0 or n_atoms == 0:
         return radius
     r_est = (3.0 * (m + 1) * volume / (4.0 * math.pi * n_atoms)) ** (1.0 / 3.0)
-    return min(radius, _FIRST_PASS_FACTOR * r_est + 0.5)
+    return min(radius, _INNER_FACTOR * r_est + 0.5)
 
 
 def find_neighbors(
@@ -256,12 +256,13 @@ def find_neighbors(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``max_num_nbr`` nearest neighbours within ``radius`` of every site, periodic images kept.
 
-    A first search uses a smaller radius estimated from the atomic density; atoms that find
-    fewer than ``max_num_nbr`` neighbours there are searched again at the full ``radius``.
-    This is exact: if an atom has at least ``M`` neighbours within ``r0 <= radius``, its ``M``
-    nearest within ``radius`` are its ``M`` nearest within ``r0``. All pairs are then ordered
-    by one sort on (centre, distance) and the first ``M`` of each centre kept. Pairs at
-    exactly equal distances keep the (deterministic) order of the search.
+    One vectorised periodic search (pymatgen's ``find_points_in_spheres``, the kernel of
+    ``Structure.get_neighbor_list``) with every site as a centre, then one stable sort of the
+    pairs by (centre, distance), restricted to the pairs within a smaller density-based
+    radius for atoms that have ``M`` there (exact, see :func:`find_neighbors_batch`). Pairs at
+    exactly equal distances keep the order of the search, so the result, ties at the cut
+    included, is what sorting pymatgen's ``get_all_neighbors`` by distance gives (as the
+    reference CGCNN does).
 
     Parameters
     ----------
@@ -305,10 +306,17 @@ def find_neighbors_batch(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """:func:`find_neighbors` for many structures, with the array work done once for all.
 
-    Each structure still gets its own periodic search (one ``find_points_in_spheres`` call,
-    plus one for its short atoms), but the pairs of all structures are then filtered,
-    counted, sorted (one stable ``np.argsort`` of a combined key) and scattered into the
-    outputs together, so the per-structure cost is little more than the search itself.
+    Each structure gets one periodic search at the full radius with every site as a centre
+    (the call pymatgen's ``get_neighbor_list``/``get_all_neighbors`` make, hence the same
+    pairs in the same order as the reference CGCNN sees them). The pairs of all structures
+    are then filtered, sorted (one stable ``np.lexsort`` on centre and distance) and
+    scattered into the outputs together.
+
+    Sorting is the costly part at 8 A (50-120 pairs per atom), so only the pairs within a
+    smaller radius ``r0`` (from the atomic density) are sorted for every atom that has at
+    least ``M`` of them; an atom with fewer keeps all its pairs. This is exact, ties
+    included: the ``M`` nearest then lie within ``r0``, and a stable sort of a subset keeps
+    the subset's order.
 
     Parameters
     ----------
@@ -324,35 +332,35 @@ def find_neighbors_batch(
     """
     radius = float(radius)
     m = int(max_num_nbr)
-    prepared = []
-    sizes = []
+    sizes: list[int] = []
     cs: list[np.ndarray] = []
     ps: list[np.ndarray] = []
     ds: list[np.ndarray] = []
-    first_radius = []
     offset = 0
     for lattice, cart_coords, pbc in items:
         lattice = np.ascontiguousarray(lattice, dtype=np.float64)
         cart = np.ascontiguousarray(cart_coords, dtype=np.float64).reshape(-1, 3)
         pbc_arr = _pbc_array(pbc)
         n = cart.shape[0]
-        r0 = radius
         if n:
-            if pbc_arr is _PBC_3D:
-                r0 = _first_pass_radius(lattice, n, radius, m)
             c, p, _images, d = _find_points_in_spheres(
-                cart, cart, r=r0, pbc=pbc_arr, lattice=lattice, tol=tol
+                cart, cart, r=radius, pbc=pbc_arr, lattice=lattice, tol=tol
             )
-            cs.append(c + offset)
-            ps.append(p + offset)
-            ds.append(d)
-        prepared.append((lattice, cart, pbc_arr, offset))
+            # a site's own position is not its neighbour (its periodic images are)
+            keep = (c != p) | (d > tol)
+            r0 = _inner_radius(lattice, n, radius, m)
+            if r0 < radius:
+                inner = keep & (d <= r0)
+                enough = np.bincount(c[inner], minlength=n) >= m
+                keep = inner if enough.all() else keep & (inner | ~enough[c])
+            cs.append(c[keep] + offset)
+            ps.append(p[keep] + offset)
+            ds.append(d[keep])
         sizes.append(n)
-        first_radius.append(r0)
         offset += n
     total = offset
     sizes_arr = np.array(sizes, dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(sizes_arr)[:-1]]) if len(sizes) else sizes_arr
+    starts = np.concatenate([[0], np.cumsum(sizes_arr)[:-1]]) if sizes else sizes_arr
     nbr_index = np.full((total, m), -1, dtype=INDEX_DTYPE)
     nbr_dist = np.zeros((total, m), dtype=DIST_DTYPE)
 
@@ -360,42 +368,24 @@ def find_neighbors_batch(
         c = np.concatenate(cs)
         p = np.concatenate(ps)
         d = np.concatenate(ds)
-        keep = (c != p) | (d > tol)  # a site's own position is not its neighbour (images are)
-        c, p, d = c[keep], p[keep], d[keep]
-
-        # atoms with fewer than M pairs inside a first radius below the full radius: again
-        atom_r0 = np.repeat(np.array(first_radius), sizes_arr)
-        redo = (np.bincount(c, minlength=total) < m) & (atom_r0 < radius)
-        if redo.any():
-            keep = ~redo[c]
-            cs, ps, ds = [c[keep]], [p[keep]], [d[keep]]
-            owner = np.repeat(np.arange(len(sizes)), sizes_arr)
-            for k in np.unique(owner[redo]).tolist():
-                lattice, cart, pbc_arr, start = prepared[k]
-                short = np.flatnonzero(redo[start : start + sizes[k]])
-                c2, p2, d2 = _pair_search(lattice, cart, short, radius, pbc_arr, tol)
-                cs.append(c2 + start)
-                ps.append(p2 + start)
-                ds.append(d2)
-            c, p, d = np.concatenate(cs), np.concatenate(ps), np.concatenate(ds)
-
-        # one sort of all pairs by (centre, distance), keep the first M of each centre. A
-        # single float key (centre * width + distance, width > any distance) sorts faster than
-        # a lexsort; pairs at exactly equal distance keep the order of the search.
-        order = np.argsort(c * (radius + 1.0) + d, kind="stable")
-        c = c[order]
-        rank = np.arange(c.shape[0]) - np.searchsorted(c, c)  # position in the centre's block
-        sel = np.flatnonzero(rank < m)
-        c_sel = c[sel]
-        flat = c_sel * m + rank[sel]
-        atom_start = np.repeat(starts, sizes_arr)
-        nbr_index.ravel()[flat] = p[order[sel]] - atom_start[c_sel]  # back to site indices
-        nbr_dist.ravel()[flat] = d[order[sel]]
+        order = np.lexsort((d, c))  # stable: equal distances keep the search's order
+        c, p, d = c[order], p[order], d[order]
+        _fill(nbr_index, nbr_dist, c, p, d, m, np.repeat(starts, sizes_arr))
 
     return [
         (nbr_index[a : a + n].copy(), nbr_dist[a : a + n].copy())
         for a, n in zip(starts.tolist(), sizes, strict=True)
     ]
+
+
+def _fill(nbr_index, nbr_dist, c, p, d, m, atom_start) -> None:
+    """Scatter sorted pairs into the (atoms, M) outputs: the first M of each centre."""
+    rank = np.arange(c.shape[0]) - np.searchsorted(c, c)  # position in the centre's block
+    sel = np.flatnonzero(rank < m)
+    c_sel = c[sel]
+    flat = c_sel * m + rank[sel]
+    nbr_index.ravel()[flat] = p[sel] - atom_start[c_sel]  # global back to site indices
+    nbr_dist.ravel()[flat] = d[sel]
 
 
 def nearest_distance(

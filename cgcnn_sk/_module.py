@@ -159,11 +159,16 @@ class ConvLayer(nn.Module):
         # W [v_i, v_j, u_ij] + b = (W_s v_i + b) + W_n v_j + W_b u_ij: atom blocks per atom.
         a_self = nn.functional.linear(atom_fea, w_self, b)
         a_nbr = nn.functional.linear(atom_fea, w_nbr)
-        z = torch.addmm(a_nbr.index_select(0, nbr_idx), bond_fea, w_bond.t())
+        # In place on the fresh gathered tensor (no backward formula needs its values).
+        z = a_nbr.index_select(0, nbr_idx).addmm_(bond_fea, w_bond.t())
         if degree:
-            z = (z.view(n, degree, 2 * f) + a_self.unsqueeze(1)).view(-1, 2 * f)
+            block = z.view(n, degree, 2 * f)
+            if torch.is_grad_enabled():  # in place on a view would cost a copy in backward
+                z = (block + a_self.unsqueeze(1)).view(-1, 2 * f)
+            else:
+                block.add_(a_self.unsqueeze(1))
         else:
-            z = z + a_self.index_select(0, self_idx)
+            z.add_(a_self.index_select(0, self_idx))
         if not fold:
             z = bn1(z)
         nbr_filter, nbr_core = z.chunk(2, dim=1)

@@ -81,7 +81,7 @@ def to_structure(item: Any) -> Structure:
     >>> s.composition.reduced_formula
     'Po'
     """
-    if isinstance(item, IStructure | Structure):
+    if isinstance(item, IStructure):  # Structure is a subclass
         return item
     if isinstance(item, dict):
         try:
@@ -135,6 +135,13 @@ def _is_ase_atoms(item: Any) -> bool:
 def _item_id(item: Any, label: Any = None) -> str | None:
     if label is not None:
         return str(label)
+    if isinstance(item, IStructure):  # the common case first
+        props = item.properties
+        if props:
+            for key in ("material_id", "id", "name"):
+                if props.get(key) is not None:
+                    return str(props[key])
+        return None
     if isinstance(item, os.PathLike) or (
         isinstance(item, str) and not _looks_like_cif_text(item)
     ):
@@ -169,9 +176,7 @@ def _as_items(X: Any) -> tuple[list, list | None]:
     if pd is not None and isinstance(X, pd.Series):
         labels = None if isinstance(X.index, pd.RangeIndex) else list(X.index)
         return list(X.to_numpy(dtype=object)), labels
-    if isinstance(X, IStructure | Structure | dict | str | bytes | os.PathLike) or _is_ase_atoms(
-        X
-    ):
+    if isinstance(X, IStructure | dict | str | bytes | os.PathLike) or _is_ase_atoms(X):
         raise ValueError(
             f"expected a collection of structures, got a single {type(X).__name__}; "
             "wrap it in a list"

@@ -508,7 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated: all, hyperparameters, neighbours, "
                    "activation_batchnorm, pooling, baseline (default: all)")
     p.add_argument("--preset", choices=["quick", "full"], default="quick",
-                   help="quick (minutes) or full (hours); default quick")
+                   help="quick (about 4-8 min on 2 cores for all studies on jdft2d) or full "
+                   "(about 1.5-2 h); default quick")
     p.add_argument("--cv", type=int, default=None,
                    help="number of folds (default: the preset's; 5 on Matbench data uses the "
                    "official Matbench folds)")

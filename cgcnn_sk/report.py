@@ -413,7 +413,7 @@ def plot_loss_curves(
     handles += [Line2D([], [], color="k", lw=1.6, label="validation")]
     if show_train:
         handles += [Line2D([], [], color="k", lw=1.0, ls="--", label="train")]
-    fig.legend(handles=handles, loc="outside right upper", fontsize=7)
+    fig.legend(handles=handles, loc="outside right center", fontsize=7)
     fig.suptitle(
         title or f"{STUDY_TITLES.get(study, study)}: learning curves, mean over folds\n"
         "(validation: the network's own hold-out inside each training fold)",
@@ -440,7 +440,19 @@ def _bar_panel(ax, summary: pd.DataFrame, rows: pd.DataFrame, unit: str | None, 
 
 
 def plot_hyperparameters(table: pd.DataFrame, unit: str | None = None) -> Figure:
-    """Bars of the CV test MAE per hyperparameter setting (best in orange), folds as dots."""
+    """Bars of the CV test MAE per hyperparameter setting (best in orange), folds as dots.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The tidy table; reads the rows of study 'hyperparameters'.
+    unit : str, optional
+        Unit of the target, for the axis labels.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
     rows = _rows(table, "hyperparameters", "cgcnn")
     summary = summarize(rows)
     fig = Figure(figsize=(max(5.0, 1.1 * len(summary) + 2), 4.4), layout="constrained")
@@ -452,7 +464,20 @@ def plot_hyperparameters(table: pd.DataFrame, unit: str | None = None) -> Figure
 
 
 def plot_neighbours(table: pd.DataFrame, unit: str | None = None) -> Figure:
-    """Test MAE (mean ± std over folds) against ``max_num_nbr``, featurization time beside it."""
+    """Test MAE (mean ± std over folds) against ``max_num_nbr``, featurization time beside it.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The tidy table; reads the rows of study 'neighbours' (columns ``max_num_nbr``,
+        ``test_mae``, ``featurize_time``).
+    unit : str, optional
+        Unit of the target, for the axis labels.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
     rows = _rows(table, "neighbours", "cgcnn")
     g = rows.groupby("max_num_nbr")
     m = g["test_mae"].agg(["mean", "std"]).fillna(0.0)
@@ -483,7 +508,20 @@ def plot_neighbours(table: pd.DataFrame, unit: str | None = None) -> Figure:
 
 
 def plot_activation_batchnorm(table: pd.DataFrame, unit: str | None = None) -> Figure:
-    """Heatmap of the mean test MAE, activations x batchnorm on/off, annotated mean ± std."""
+    """Heatmap of the mean test MAE, activations x batchnorm on/off, annotated mean ± std.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The tidy table; reads the rows of study 'activation_batchnorm' (columns
+        ``activation``, ``batchnorm``, ``test_mae``).
+    unit : str, optional
+        Unit of the target, for the axis labels.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
     rows = _rows(table, "activation_batchnorm", "cgcnn")
     g = rows.groupby(["activation", "batchnorm"], sort=False)["test_mae"]
     mean = g.mean().unstack("batchnorm")
@@ -511,7 +549,19 @@ def plot_activation_batchnorm(table: pd.DataFrame, unit: str | None = None) -> F
 
 
 def plot_pooling(table: pd.DataFrame, unit: str | None = None) -> Figure:
-    """Bars of the CV test MAE per pooling (mean ± std over folds; folds as dots)."""
+    """Bars of the CV test MAE per pooling (mean ± std over folds; folds as dots).
+
+    Parameters
+    ----------
+    table : DataFrame
+        The tidy table; reads the rows of study 'pooling' (columns ``pooling``, ``test_mae``).
+    unit : str, optional
+        Unit of the target, for the axis labels.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
     rows = _rows(table, "pooling", "cgcnn")
     summary = summarize(rows)
     labels = [str(p) for p in rows.groupby("setting", sort=False)["pooling"].first()]
@@ -524,7 +574,19 @@ def plot_pooling(table: pd.DataFrame, unit: str | None = None) -> Figure:
 
 
 def plot_baseline(table: pd.DataFrame, unit: str | None = None) -> Figure:
-    """Per-fold test MAE of the best CGCNN and the RF baseline, and their paired difference."""
+    """Per-fold test MAE of the best CGCNN and the RF baseline, and their paired difference.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The tidy table; reads the rows of study 'baseline' (models ``"cgcnn"`` and the baseline).
+    unit : str, optional
+        Unit of the target, for the axis labels.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
     pair = _baseline_pair(table)
     if pair is None:
         raise ValueError("the baseline study needs rows of model 'cgcnn' and of a baseline model")

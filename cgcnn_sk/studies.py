@@ -116,9 +116,12 @@ _FULL_BASE = {
 }
 
 #: Study presets: folds, base pipeline parameters, the grid of every study and the RF size.
-#: ``"quick"`` is sized so that all studies on jdft2d (636 structures) finish well within
-#: 15 minutes on 2 CPU cores; ``"full"`` uses the official 5 Matbench folds' size, the
-#: reference model size and wider grids.
+#: ``"quick"`` (14 distinct CGCNN settings x 4 folds, small network, 20 epochs) ran all
+#: studies on jdft2d (636 structures) in 217-446 s with ``cgcnn-sk study`` on 2 CPU cores
+#: shared with other jobs. ``"full"`` (5 folds -- the official Matbench folds on Matbench
+#: data --, the reference network size, up to 200 epochs, 32 distinct settings) took 542 s
+#: for the pooling study alone (3 settings) on the same machine, so about 1.5-2 hours for
+#: all studies (an extrapolation, not a measurement).
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "cv": 4,
@@ -369,7 +372,10 @@ def _check_y(y, n: int) -> np.ndarray:
 
 
 def _label(params: Mapping[str, Any]) -> str:
-    return ", ".join(f"{_SHORT.get(k, k)}={_plain(v)}" for k, v in params.items())
+    """``{"cgcnn__module__pooling": "max"}`` -> ``"pooling=max"``."""
+    return ", ".join(
+        f"{_SHORT.get(k, k.rsplit('__', 1)[-1])}={_plain(v)}" for k, v in params.items()
+    )
 
 
 def _grid_keys(grid: list[dict]) -> list[str]:
@@ -410,11 +416,17 @@ class _Runner:
     def evaluate(self, study: str, setting: dict, label_keys: list[str]) -> None:
         est = clone(self.base).set_params(**setting)
         eff = self._effective(est)
-        label = _label({k: eff[k] for k in label_keys if k in eff}) or "preset base"
-        key = json.dumps(eff, sort_keys=True, default=str)
+        scalars = {
+            k: _plain(v) for k, v in est.get_params().items()
+            if isinstance(v, (str, bool, int, float, np.generic, type(None)))
+        }
+        swept = {k: eff.get(k, scalars.get(k)) for k in label_keys}
+        label = _label(swept) or "preset base"
+        # every scalar parameter, so settings differing in anything are fitted separately
+        key = json.dumps({**scalars, **eff}, sort_keys=True, default=str)
         extra = {
             "study": study, "model": "cgcnn", "setting": label,
-            "params": json.dumps({k: eff.get(k) for k in label_keys}, default=str),
+            "params": json.dumps(swept, default=str),
         }
         if key not in self._done:
             ft = self._featurize_time(est)

@@ -201,3 +201,17 @@ def test_predict_with_a_pretrained_model(tmp_path, capsys):
     frame = pd.read_csv(out)
     assert list(frame["id"]) == ["NaCl"] and frame["unit"].item() == "eV/atom"
     assert frame["prediction"].item() == pytest.approx(-2.13, abs=0.3)  # experiment: -2.13
+
+
+@pytest.mark.shared_data
+def test_featurize_cif_folder_and_matbench_from_shared_data(shared_data, tmp_path, capsys):
+    out = tmp_path / "g.joblib"
+    folder = shared_data / "cgcnn-sample" / "sample-regression"
+    assert main(["featurize", "--data", f"cif-folder:{folder}", "--out", str(out),
+                 "--quiet"]) == 0
+    saved = joblib.load(out)
+    assert len(saved["graphs"]) == 10 and len(saved["ids"]) == 10
+    assert main(["featurize", "--data", "matbench:phonons", "--data-home", str(shared_data),
+                 "--max-samples", "5", "--out", str(out), "--quiet"]) == 0
+    saved = joblib.load(out)
+    assert len(saved["graphs"]) == 5 and saved["unit"] == "cm^-1"

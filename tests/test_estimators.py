@@ -454,7 +454,7 @@ def test_classifier_partial_fit_unseen_label(data):
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_pipeline_learns_real_phonons(shared_data):
-    """Matbench phonons, first 300 rows: 240 to train, 60 held out; ~40 s on 1 core."""
+    """Matbench phonons, first 300 rows: 240 to train, 60 held out (~40 s of CPU)."""
     import gzip
     import json
 

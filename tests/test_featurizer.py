@@ -193,11 +193,18 @@ def test_nacl_graph_values(nacl_conventional, nacl_primitive):
     assert graphs.nbytes / graphs.n_atoms == 98.0
 
 
-def test_output_arrays_are_private_copies(nacl_primitive):
+def test_output_arrays_are_read_only_and_cache_safe(nacl_primitive):
+    # graphs share their neighbour arrays with the cache, read-only, so no output can
+    # corrupt a later transform
     f = CrystalGraphFeaturizer()
-    g = f.transform([nacl_primitive])[0]
-    g.nbr_dist[:] = -1.0  # mutating an output must not poison the cache
-    g2 = f.transform([nacl_primitive])[0]
+    for m in (12, 4, 20):
+        g = f.set_params(max_num_nbr=m).transform([nacl_primitive])[0]
+        assert g.nbr_index.flags.c_contiguous and g.nbr_index.shape == (2, m)
+        with pytest.raises(ValueError, match="read-only"):
+            g.nbr_dist[:] = -1.0
+        with pytest.raises(ValueError, match="read-only"):
+            g.nbr_index[0, 0] = 5
+    g2 = f.set_params(max_num_nbr=12).transform([nacl_primitive])[0]
     assert g2.nbr_dist[0, 0] == pytest.approx(A / 2)
 
 

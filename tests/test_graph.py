@@ -176,9 +176,11 @@ def test_agrees_with_get_all_neighbors_short_radius_and_large_m(radius, m):
 
 
 @pytest.mark.parametrize("factor", [0.05, 1e6])
-def test_first_pass_radius_does_not_change_the_result(monkeypatch, factor):
-    # factor 0.05: every atom comes up short in the first pass and is searched again at the
-    # full radius; 1e6: one search at the full radius. Both stay exact.
+def test_inner_radius_does_not_change_the_result(monkeypatch, factor):
+    # factor 0.05: no atom has M pairs inside the inner radius, all pairs are sorted;
+    # 1e6: the inner radius is the full radius. Both give the default result bit for bit,
+    # order of ties included, with one search per structure.
+    expected = [search(s) for _, s in BUNDLED]
     calls = []
     original = _graph._find_points_in_spheres
 
@@ -186,22 +188,32 @@ def test_first_pass_radius_does_not_change_the_result(monkeypatch, factor):
         calls.append((len(center_coords), r))
         return original(all_coords, center_coords, r=r, **kw)
 
-    monkeypatch.setattr(_graph, "_FIRST_PASS_FACTOR", factor)
+    monkeypatch.setattr(_graph, "_INNER_FACTOR", factor)
     monkeypatch.setattr(_graph, "_find_points_in_spheres", spy)
-    for _, s in BUNDLED[:8]:
+    for (_, s), (idx, dist) in zip(BUNDLED, expected, strict=True):
         calls.clear()
-        idx, dist = search(s)
-        _assert_same_as_reference(s, idx, dist, 8.0, 12)
-        if factor > 1:
-            assert calls == [(len(s), 8.0)]
-        else:
-            assert len(calls) == 2 and calls[1] == (len(s), 8.0) and calls[0][1] < 1.0
+        idx2, dist2 = search(s)
+        np.testing.assert_array_equal(idx2, idx)
+        np.testing.assert_array_equal(dist2, dist)
+        assert calls == [(len(s), 8.0)]
 
 
-def test_default_first_pass_searches_fewer_pairs(nacl_conventional):
+def test_inner_radius_estimate(nacl_conventional):
     lattice = nacl_conventional.lattice.matrix
-    r0 = _graph._first_pass_radius(lattice, 8, 8.0, 12)
+    r0 = _graph._inner_radius(lattice, 8, 8.0, 12)
     assert A / np.sqrt(2) < r0 < 8.0  # holds the 18 nearest, far fewer than the ~240 at 8 A
+
+
+def test_same_order_as_sorted_get_all_neighbors_ties_included():
+    # the reference CGCNN sorts get_all_neighbors by distance (a stable sort); with the same
+    # search and a stable sort, even the choice among equidistant neighbours at the cut and
+    # their order match exactly
+    for _, s in BUNDLED:
+        idx, dist = search(s)
+        for site, nbrs in enumerate(s.get_all_neighbors(8.0)):
+            ref = sorted(nbrs, key=lambda nb: nb.nn_distance)[:12]
+            assert idx[site].tolist() == [nb.index for nb in ref]
+            np.testing.assert_allclose(dist[site], [nb.nn_distance for nb in ref], atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------

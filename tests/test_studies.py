@@ -141,6 +141,17 @@ def test_baseline_alone_uses_the_preset_base_setting(small):
     assert "The best CGCNN setting (preset base, mean test MAE" in res.conclusions()["baseline"]
 
 
+def test_custom_grid_over_another_parameter_is_not_merged(small):
+    structures, y = small
+    res = run_study(structures, y, "hyperparameters", cv=2, params=TINY,
+                    grids={"hyperparameters": {"cgcnn__module__dropout": [0.0, 0.5]}})
+    t = res.table
+    assert list(t["setting"].unique()) == ["dropout=0.0", "dropout=0.5"]
+    assert json.loads(t["params"].iloc[-1]) == {"cgcnn__module__dropout": 0.5}
+    # different parameters: fitted separately, so the fold results differ
+    assert not np.array_equal(t["test_mae"].iloc[:2], t["test_mae"].iloc[2:])
+
+
 def test_best_params_build_a_pipeline(result):
     best = result.best("pooling")
     assert best["cgcnn__module__pooling"] in {"mean", "max"}
