@@ -10,8 +10,12 @@ They are skorch nets with a few small overrides and no training loop of their ow
   and the target standardisation, seeds torch from ``random_state``, then calls skorch;
 * ``initialize_module`` passes the learned dimensions to the module (``module__...`` sets
   everything else);
-* ``save_params``/``load_params`` keep those learned values in the ``f_params`` file, so a
-  fresh estimator can load it without seeing data.
+* ``initialize_for`` sets those learned values without data (a fitted estimator whose
+  weights can then be loaded); ``save_params``/``load_params`` keep them in the ``f_params``
+  file, so a fresh estimator can load it without seeing data;
+* the default callbacks (metric, cosine schedule, early stopping) are derived from
+  ``train_split``, ``patience``, ``max_epochs`` and ``verbose``; a warm-started ``fit`` and
+  ``partial_fit`` rebuild them when those (or ``callbacks``) changed since they were built.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from skorch.dataset import ValidSplit
 from skorch.utils import is_dataset
 
 from ._collate import GraphBatch, GraphDataset, collate_fn
-from ._graph import CrystalGraph
+from ._graph import CrystalGraph, gaussian_centers
 from ._module import CGCNN
 
 __all__ = ["CGCNNClassifier", "CGCNNRegressor", "EpochMetric"]
@@ -158,35 +162,69 @@ class _CGCNNMixin:
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
     # ---- skorch hooks ---------------------------------------------------------------------
+    def _callback_settings(self) -> tuple:
+        """The parameters the default callbacks are derived from (compared to detect changes)."""
+        return (
+            ("has_valid", self.train_split not in (None, False)),
+            ("patience", self.patience),
+            ("max_epochs", self.max_epochs),
+            ("verbose", bool(self.verbose)),
+        )
+
     def get_default_callbacks(self):
+        settings = dict(self._callback_settings())
         callbacks = list(super().get_default_callbacks())
         callbacks = [(n, cb) for n, cb in callbacks if n not in ("valid_acc", "print_log")]
-        has_valid = self.train_split not in (None, False)
-        sink = print if self.verbose else _silent
         callbacks.append((self._metric, EpochMetric(self._metric)))
         callbacks.append(
             (
                 "lr_scheduler",
                 LRScheduler(
                     policy=torch.optim.lr_scheduler.CosineAnnealingLR,
-                    T_max=self.max_epochs,
+                    T_max=max(settings["max_epochs"], 1),
                 ),
             )
         )
-        if self.patience is not None:
+        # max_epochs=0 trains nothing, so there is nothing to stop (nor a best epoch to restore)
+        if settings["patience"] is not None and settings["max_epochs"] > 0:
             callbacks.append(
                 (
                     "early_stopping",
                     EarlyStopping(
-                        monitor="valid_loss" if has_valid else "train_loss",
-                        patience=self.patience,
+                        monitor="valid_loss" if settings["has_valid"] else "train_loss",
+                        patience=settings["patience"],
                         load_best=True,
-                        sink=sink,
+                        sink=print if settings["verbose"] else _silent,
                     ),
                 )
             )
         callbacks += [(n, cb) for n, cb in super().get_default_callbacks() if n == "print_log"]
         return callbacks
+
+    def initialize_callbacks(self):
+        super().initialize_callbacks()
+        self._callbacks_built_for_ = (self._callback_settings(), self.callbacks)
+        return self
+
+    def _sync_callbacks(self) -> None:
+        """Rebuild ``callbacks_`` if they no longer match the current parameters.
+
+        ``initialize`` (every cold ``fit``) builds them; a warm-started ``fit`` and
+        ``partial_fit`` do not re-initialize, so a ``train_split``, ``patience``,
+        ``max_epochs`` or ``verbose`` changed since (by ``set_params`` or assignment) would
+        leave stale defaults, e.g. early stopping on a ``valid_loss`` that no longer exists.
+        A new ``callbacks`` list is picked up too (skorch's ``set_params(callbacks=...)``
+        rebuilds ``callbacks_`` from the previous list).
+        """
+        built = getattr(self, "_callbacks_built_for_", None)
+        settings = self._callback_settings()
+        if built is not None and built[0] == settings and built[1] is self.callbacks:
+            return
+        if isinstance(self.callbacks, str) and self.callbacks == "disable":
+            self.callbacks_ = []
+            self._callbacks_built_for_ = (settings, self.callbacks)
+        else:
+            self.initialize_callbacks()
 
     def get_dataset(self, X, y=None):
         if is_dataset(X):
@@ -228,7 +266,8 @@ class _CGCNNMixin:
             if missing:
                 raise NotFittedError(
                     f"{type(self).__name__} cannot build its module before seeing data "
-                    f"({', '.join('module__' + k for k in missing)} unknown): call fit, or "
+                    f"({', '.join('module__' + k for k in missing)} unknown): call fit, "
+                    "initialize_for(n_atom_features=..., gaussian=..., ...), or "
                     "load_params(f_params=...) with a file written by save_params"
                 )
         else:
@@ -276,12 +315,19 @@ class _CGCNNMixin:
 
     def _check_params(self) -> None:
         """The few parameters skorch does not check itself, checked at the start of fit."""
-        for name in ("max_epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or (
-                value < 1 and not (name == "batch_size" and value == -1)
-            ):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        def is_int(value) -> bool:
+            return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+        if not is_int(self.max_epochs) or self.max_epochs < 0:
+            raise ValueError(
+                f"max_epochs must be a non-negative integer (0: no training), got "
+                f"{self.max_epochs!r}"
+            )
+        if not is_int(self.batch_size) or (self.batch_size < 1 and self.batch_size != -1):
+            raise ValueError(
+                f"batch_size must be a positive integer or -1 (one batch), got "
+                f"{self.batch_size!r}"
+            )
         if self.patience is not None and (
             not isinstance(self.patience, (int, np.integer)) or self.patience < 1
         ):
@@ -302,6 +348,15 @@ class _CGCNNMixin:
         Returns
         -------
         self
+
+        Notes
+        -----
+        With ``warm_start=True`` a second ``fit`` keeps the module, optimizer, target
+        standardisation / classes and history, and trains ``max_epochs`` more epochs. The
+        callbacks are rebuilt from the current ``train_split``, ``patience``, ``max_epochs``,
+        ``verbose`` and ``callbacks`` when any of them changed since the previous fit.
+        ``max_epochs=0`` trains nothing: the estimator is fitted (module built, targets
+        learned, callbacks' ``on_train_begin``/``on_train_end`` run) with untouched weights.
         """
         self._check_params()
         y = self._check_y(y)
@@ -317,6 +372,8 @@ class _CGCNNMixin:
         with _torch_seed(seed):
             if not self.warm_start or not self.initialized_:
                 self.initialize()
+            else:
+                self._sync_callbacks()
             super().partial_fit(graphs, y_internal, **fit_params)
         return self
 
@@ -324,10 +381,13 @@ class _CGCNNMixin:
         """Train further on (X, y), keeping the module and what ``fit`` learned.
 
         The target standardisation / classes come from the first ``fit``; a first call on an
-        unfitted estimator is a ``fit``.
+        unfitted estimator is a ``fit``. Callbacks are rebuilt as in a warm-started ``fit``
+        when the parameters they derive from changed.
         """
         if not self.initialized_ or not hasattr(self, "n_outputs_"):
             return self.fit(X, y, **fit_params)
+        self._check_params()
+        self._sync_callbacks()
         y = self._check_y(y)
         graphs = self._validate_X(X, reset=False)
         self._check_len(graphs, y)
@@ -350,11 +410,43 @@ class _CGCNNMixin:
             "n_outputs": int(self.n_outputs_),
         }
 
-    def _set_fit_meta(self, meta: dict) -> None:
-        self.n_atom_features_ = int(meta["n_atom_features"])
-        self.n_bond_features_ = int(meta["n_bond_features"])
-        self.gaussian_ = tuple(meta["gaussian"])
-        self.n_outputs_ = int(meta["n_outputs"])
+    def _set_graph_dims(self, n_atom_features, gaussian) -> None:
+        """Validate and store what ``fit`` learns from the graphs (``initialize_for``)."""
+        if (
+            not isinstance(n_atom_features, (int, np.integer))
+            or isinstance(n_atom_features, bool)
+            or n_atom_features < 1
+        ):
+            raise ValueError(
+                f"n_atom_features must be a positive integer, got {n_atom_features!r}"
+            )
+        try:
+            dmin, step, radius = (float(v) for v in gaussian)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"gaussian must be (dmin, step, radius), three numbers, got {gaussian!r}"
+            ) from exc
+        if not (np.isfinite([dmin, step, radius]).all() and step > 0 and radius > dmin):
+            raise ValueError(
+                f"gaussian=(dmin, step, radius)={(dmin, step, radius)} needs finite values, "
+                "step > 0 and radius > dmin"
+            )
+        self.n_atom_features_ = int(n_atom_features)
+        self.gaussian_ = (dmin, step, radius)
+        self.n_bond_features_ = len(gaussian_centers(dmin, step, radius))
+
+    def _initialize_seeded(self):
+        with _torch_seed(self._seed()):
+            self.initialize()
+        return self
+
+    def _initialize_from_meta(self, meta: dict) -> None:
+        """Become fitted from the ``"_cgcnn_sk_meta"`` entry that ``save_params`` writes."""
+        self.initialize_for(
+            n_atom_features=meta["n_atom_features"],
+            gaussian=meta["gaussian"],
+            **self._targets_from_meta(meta),
+        )
 
     def _raw_outputs(self, X) -> np.ndarray:
         self.check_is_fitted()
@@ -392,8 +484,7 @@ class _CGCNNMixin:
         state = torch.load(f_params, map_location=self.device, **load_kwargs)
         meta = state.pop(_META_KEY, None)
         if meta is not None:
-            self._set_fit_meta(meta)
-            self.initialize()
+            self._initialize_from_meta(meta)
         elif not self.initialized_:
             self.initialize()
         self.module_.load_state_dict(state)
@@ -423,6 +514,9 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
         Initial learning rate, annealed to 0 over ``max_epochs`` (cosine schedule, the
         ``lr_scheduler`` callback).
     max_epochs : int, default=100
+        Epochs per ``fit``. ``0`` trains nothing: ``fit`` only learns the target
+        standardisation and builds the module (random weights, or those a callback such as
+        :class:`~cgcnn_sk.pretrained.PretrainedInit` loads at the start of training).
     batch_size : int, default=64
     patience : int or None, default=20
         Early stopping: stop when the validation loss (the training loss without a
@@ -562,11 +656,78 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
         meta["target_ndim"] = int(self.target_ndim_)
         return meta
 
-    def _set_fit_meta(self, meta: dict) -> None:
-        super()._set_fit_meta(meta)
-        self.target_mean_ = np.asarray(meta["target_mean"], dtype=np.float64)
-        self.target_scale_ = np.asarray(meta["target_scale"], dtype=np.float64)
-        self.target_ndim_ = int(meta["target_ndim"])
+    def initialize_for(
+        self,
+        *,
+        n_atom_features: int,
+        gaussian: Sequence[float],
+        target_mean: float | Sequence[float] = 0.0,
+        target_scale: float | Sequence[float] = 1.0,
+    ) -> CGCNNRegressor:
+        """Become fitted without data: set what ``fit`` learns, then build the module.
+
+        For weights trained elsewhere (a checkpoint, another framework): afterwards
+        ``module_`` exists with random weights (seeded by ``random_state``) and has to be
+        given the real ones, e.g. ``net.module_.load_state_dict(state_dict)``. ``predict``
+        then works, and ``fit`` with ``warm_start=True`` trains on from those weights.
+        (A file written by :meth:`save_params` needs none of this: ``load_params`` reads
+        these values from it.)
+
+        Parameters
+        ----------
+        n_atom_features : int
+            Atom feature length of the graphs (``CrystalGraphFeaturizer.n_atom_features_``,
+            92 for the CGCNN table).
+        gaussian : (dmin, step, radius)
+            The featurizer's Gaussian bond basis; it fixes the number of bond features.
+        target_mean, target_scale : float or array-like of shape (n_targets,), default=0, 1
+            The module predicts ``(y - target_mean) / target_scale``. Scalars mean one target
+            and 1-D predictions (like a 1-D ``y`` in ``fit``); arrays of length k mean k
+            targets and predictions of shape (n_samples, k).
+
+        Returns
+        -------
+        self
+
+        Examples
+        --------
+        >>> from cgcnn_sk._estimators import CGCNNRegressor
+        >>> net = CGCNNRegressor(module__n_conv=2).initialize_for(
+        ...     n_atom_features=92, gaussian=(0.0, 0.2, 8.0), target_mean=-1.5, target_scale=0.8)
+        >>> net.n_bond_features_, net.module_.embedding.in_features
+        (41, 92)
+        >>> # net.module_.load_state_dict(weights); net.predict(graphs)
+        """
+        mean = np.asarray(target_mean, dtype=np.float64)
+        scale = np.asarray(target_scale, dtype=np.float64)
+        mismatch = mean.ndim == scale.ndim == 1 and mean.shape != scale.shape
+        if mean.ndim > 1 or scale.ndim > 1 or mismatch:
+            raise ValueError(
+                f"target_mean (shape {mean.shape}) and target_scale (shape {scale.shape}) must "
+                "be two numbers or two 1-D arrays of the same length"
+            )
+        ndim = 2 if max(mean.ndim, scale.ndim) == 1 else 1
+        mean, scale = (a.reshape(-1) for a in np.broadcast_arrays(mean, scale))
+        if mean.size == 0:
+            raise ValueError("target_mean and target_scale are empty: give at least one target")
+        if not (np.isfinite(mean).all() and np.isfinite(scale).all() and (scale > 0).all()):
+            raise ValueError(
+                f"target_mean must be finite and target_scale finite and > 0, got "
+                f"target_mean={mean.tolist()}, target_scale={scale.tolist()}"
+            )
+        self._set_graph_dims(n_atom_features, gaussian)
+        self.n_outputs_ = int(mean.size)
+        self.target_mean_ = mean.copy()
+        self.target_scale_ = scale.copy()
+        self.target_ndim_ = ndim
+        return self._initialize_seeded()
+
+    @staticmethod
+    def _targets_from_meta(meta: dict) -> dict:
+        mean, scale = meta["target_mean"], meta["target_scale"]
+        if int(meta["target_ndim"]) == 1:
+            mean, scale = mean[0], scale[0]
+        return {"target_mean": mean, "target_scale": scale}
 
 
 class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
@@ -585,6 +746,7 @@ class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
     optimizer : torch optimizer class, default=torch.optim.AdamW
     lr : float, default=3e-3
     max_epochs : int, default=100
+        ``0`` trains nothing (see :class:`CGCNNRegressor`).
     batch_size : int, default=64
     patience : int or None, default=20
         Early stopping on the validation loss, best weights restored; ``None`` disables it.
@@ -722,6 +884,60 @@ class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
         meta["classes"] = self.fitted_classes_.tolist()
         return meta
 
-    def _set_fit_meta(self, meta: dict) -> None:
-        super()._set_fit_meta(meta)
-        self.fitted_classes_ = np.asarray(meta["classes"])
+    def initialize_for(
+        self,
+        *,
+        n_atom_features: int,
+        gaussian: Sequence[float],
+        classes: Sequence,
+    ) -> CGCNNClassifier:
+        """Become fitted without data: set what ``fit`` learns, then build the module.
+
+        For weights trained elsewhere: afterwards ``module_`` exists with random weights
+        (seeded by ``random_state``) and has to be given the real ones, e.g.
+        ``net.module_.load_state_dict(state_dict)``. ``predict``/``predict_proba`` then
+        work, and ``fit`` with ``warm_start=True`` trains on from those weights. (A file
+        written by :meth:`save_params` needs none of this: ``load_params`` reads these
+        values from it.)
+
+        Parameters
+        ----------
+        n_atom_features : int
+            Atom feature length of the graphs (92 for the CGCNN table).
+        gaussian : (dmin, step, radius)
+            The featurizer's Gaussian bond basis; it fixes the number of bond features.
+        classes : array-like of shape (n_classes,)
+            The labels, one per module output, in output order. At least two, sorted and
+            unique, as ``fit`` would find them (``np.unique(y)``).
+
+        Returns
+        -------
+        self
+
+        Examples
+        --------
+        >>> from cgcnn_sk._estimators import CGCNNClassifier
+        >>> clf = CGCNNClassifier(module__n_conv=2).initialize_for(
+        ...     n_atom_features=92, gaussian=(0.0, 0.2, 8.0), classes=[0, 1])
+        >>> clf.classes_.tolist(), clf.module_.fc_out.out_features
+        ([0, 1], 2)
+        """
+        labels = np.asarray(classes)
+        if labels.ndim != 1 or len(labels) < 2:
+            raise ValueError(
+                f"classes must be a 1-D list of at least 2 labels, got {np.asarray(classes)!r}"
+            )
+        unique = np.unique(labels)
+        if len(unique) != len(labels) or not np.array_equal(unique, labels):
+            raise ValueError(
+                f"classes must be sorted and unique (their order is the module's output "
+                f"order, as fit gives it), got {labels.tolist()}; sorted: {unique.tolist()}"
+            )
+        self._set_graph_dims(n_atom_features, gaussian)
+        self.fitted_classes_ = labels.copy()
+        self.n_outputs_ = len(labels)
+        return self._initialize_seeded()
+
+    @staticmethod
+    def _targets_from_meta(meta: dict) -> dict:
+        return {"classes": meta["classes"]}

@@ -625,25 +625,22 @@ def load(
     )
     net = estimator_cls(callbacks=[("pretrained_init", init)], **module_params)
 
-    meta = {
+    # What fit would learn from data: graph dimensions, and classes or the normalizer.
+    dims = {
         "n_atom_features": featurizer.n_atom_features_,
-        "n_bond_features": featurizer.n_bond_features_,
-        "gaussian": [graph["dmin"], graph["step"], graph["radius"]],
-        "n_outputs": arch["n_out"] if classification else 1,
+        "gaussian": (graph["dmin"], graph["step"], graph["radius"]),
     }
     if classification:
-        meta["classes"] = list(range(arch["n_out"]))
+        targets = {"classes": list(range(arch["n_out"]))}
     else:
         if arch["n_out"] != 1:
             raise ValueError(
                 f"{path.name}: a regression checkpoint with {arch['n_out']} outputs; the "
                 "reference format has one target and one normalizer"
             )
-        meta.update(target_mean=[ckpt.mean], target_scale=[ckpt.std], target_ndim=1)
-    # The estimators' own restore hook (what load_params does with a save_params file).
-    net._set_fit_meta(meta)
+        targets = {"target_mean": ckpt.mean, "target_scale": ckpt.std}
     with torch.random.fork_rng(devices=[]):  # the throw-away random init leaves RNGs alone
-        net.initialize()
+        net.initialize_for(**dims, **targets)
     _load_weights(net.module_, ckpt, estimator_cls.__name__)
     setattr(net.module_, _OUTPUT_SCALE_ATTR, ([ckpt.mean], [ckpt.std]))
     net.module_.eval()

