@@ -380,14 +380,14 @@ def plot_loss_curves(
         raise ValueError(f"no loss history for study {study!r}")
     settings = list(dict.fromkeys(hist["setting"]))
     panels = ["all"] if panel_by is None else list(dict.fromkeys(panel_by[s] for s in settings))
-    metrics = [("loss", "valid_loss", "train_loss", loss_label)]
+    metrics = [("valid_loss", "train_loss", loss_label)]
     if "valid_mae" in hist and hist["valid_mae"].notna().any():
-        metrics.append(("mae", "valid_mae", "train_mae", f"MAE ({unit or 'target units'})"))
+        metrics.append(("valid_mae", "train_mae", f"MAE ({unit or 'target units'})"))
     fig = Figure(figsize=(5.0 * len(panels) + 2.6, 3.3 * len(metrics) + 0.6),
                  layout="constrained")
     axes = fig.subplots(len(metrics), len(panels), sharex=True, sharey="row", squeeze=False)
     colors = dict(zip(settings, _colors(len(settings)), strict=True))
-    for row, (kind, valid_col, train_col, ylabel) in enumerate(metrics):
+    for row, (valid_col, train_col, ylabel) in enumerate(metrics):
         for col, panel in enumerate(panels):
             ax = axes[row, col]
             for s in settings:
@@ -400,8 +400,8 @@ def plot_loss_curves(
                 if show_train and train_col in h and h[train_col].notna().any():
                     train = np.nanmean(_fold_matrix(h, train_col), axis=0)
                     ax.plot(epochs, train, color=colors[s], lw=1.0, ls="--")
-            if kind == "loss":
-                ax.set_yscale("log")
+            # log scale for both: one diverging early epoch otherwise flattens every curve
+            ax.set_yscale("log")
             if row == len(metrics) - 1:
                 ax.set_xlabel("epoch")
             if col == 0:
