@@ -644,7 +644,7 @@ def plot_parity(
         Unit of the target.
     """
     keys = list(keys)
-    fig = Figure(figsize=(4.6 * len(keys), 4.6), layout="constrained")
+    fig = Figure(figsize=(max(5.2, 4.6 * len(keys)), 4.8), layout="constrained")
     axes = fig.subplots(1, len(keys), squeeze=False)[0]
     u = f" ({unit})" if unit else ""
     for ax, (study, model, setting) in zip(axes, keys, strict=True):
@@ -672,7 +672,7 @@ def plot_parity(
         ax.set_ylabel(f"predicted {target}{u}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")
-    fig.suptitle("Parity plot (each structure predicted by the fold that held it out)")
+    fig.suptitle("Parity plot, out-of-fold predictions")
     return fig
 
 
