@@ -6,6 +6,7 @@ import math
 import numbers
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -79,26 +80,44 @@ class _NeighborCache:
         self.misses = 0
 
     def get(self, key: tuple, m: int) -> tuple[np.ndarray, np.ndarray, bool] | None:
+        """``(idx, dist, isolated)`` for ``m`` neighbours, or None when not cached."""
+        return self.get_many([key], m)[0]
+
+    def get_many(self, keys: list[tuple], m: int) -> list:
+        """``get`` for many keys under one lock (the featurizer's hot path).
+
+        Hits for a smaller ``m`` are read-only views of the stored lists, not copies.
+        """
+        entries: list = []
+        append = entries.append
         with self._lock:
-            entry = self._data.get(key)
+            data, move = self._data, self._data.move_to_end
+            for key in keys:
+                entry = data.get(key)
+                if entry is not None and (entry[0].shape[1] >= m or entry[2]):
+                    move(key)
+                    append(entry)
+                else:
+                    append(None)
+            misses = entries.count(None)
+            self.misses += misses
+            self.hits += len(entries) - misses
+        out: list = []
+        for entry in entries:
             if entry is None:
-                self.misses += 1
-                return None
-            idx, dist, complete, isolated = entry
+                out.append(None)
+                continue
+            idx, dist, _, isolated = entry
             stored = idx.shape[1]
-            if stored < m and not complete:
-                self.misses += 1
-                return None
-            self._data.move_to_end(key)
-            self.hits += 1
-        if stored >= m:
-            return idx[:, :m], dist[:, :m], isolated
-        pad = m - stored
-        idx = np.pad(idx, ((0, 0), (0, pad)), constant_values=-1)
-        dist = np.pad(dist, ((0, 0), (0, pad)), constant_values=0.0)
-        idx.flags.writeable = False
-        dist.flags.writeable = False
-        return idx, dist, isolated
+            if stored > m:
+                idx, dist = idx[:, :m], dist[:, :m]
+            elif stored < m:  # complete lists: pad
+                idx = np.pad(idx, ((0, 0), (0, m - stored)), constant_values=-1)
+                dist = np.pad(dist, ((0, 0), (0, m - stored)), constant_values=0.0)
+                idx.flags.writeable = False
+                dist.flags.writeable = False
+            out.append((idx, dist, isolated))
+        return out
 
     def put(self, key: tuple, idx: np.ndarray, dist: np.ndarray) -> bool:
         """Store fresh search results (kept read-only, not copied); return ``isolated``."""
@@ -146,9 +165,85 @@ class _NeighborCache:
 _CACHE = _NeighborCache()
 
 
+# --------------------------------------------------------------------------------------------
+# What was read from each live Structure, to skip re-reading it on the next transform
+# --------------------------------------------------------------------------------------------
+
+#: Reading a Structure to build its content key costs about a sixth of featurizing it, and a
+#: ``max_num_nbr`` sweep reads every structure once per value; _ReadMemo skips that read for a
+#: Structure seen before whose pymatgen state is untouched.
+
+
+def _site_state(sites) -> list:
+    """The objects pymatgen replaces whenever a site changes through its API, flattened.
+
+    Setting ``frac_coords``/``coords``/``x``/``a``/``species``/``lattice`` on a site assigns a
+    new array or Composition to at least one of these (``site.a = v`` writes the fractional
+    array in place but replaces the Cartesian one), and ``structure[i] = ...`` brings a new
+    site. One flat list keeps the number of long-lived objects (and so the garbage
+    collector's work) small.
+    """
+    return [o for x in sites for o in (x._frac_coords, x._coords, x._species)]
+
+
+class _ReadMemo:
+    """``id(structure) -> (weakref, lattice, pbc, site state, read result)``.
+
+    A Structure seen before is not read again when its lattice object, its number of sites and
+    each site's coordinate arrays and Composition are the very objects recorded then
+    (compared with ``is``; the record keeps them alive, so no id is reused). Entries leave
+    with their Structure. Writing into a site's coordinate array in place
+    (``site.frac_coords[0] = x``) bypasses this, as it also leaves pymatgen's own cached
+    Cartesian coordinates stale; :func:`clear_cache` forgets every record.
+    """
+
+    def __init__(self):
+        self._data: dict[int, tuple] = {}
+
+    def _drop(self, ref: weakref.KeyedRef) -> None:
+        self._data.pop(ref.key, None)
+
+    def get(self, s) -> tuple | None:
+        entry = self._data.get(id(s))
+        if entry is None or entry[0]() is not s:
+            return None
+        try:
+            lattice, sites, old = s._lattice, s._sites, entry[3]
+            if lattice is not entry[1] or lattice.pbc != entry[2] or 3 * len(sites) != len(old):
+                return None
+            i = 0
+            for x in sites:  # a plain loop: no list built on this hot path
+                if (x._frac_coords is not old[i] or x._coords is not old[i + 1]
+                        or x._species is not old[i + 2]):
+                    return None
+                i += 3
+        except (AttributeError, TypeError):
+            return None
+        return entry[4]
+
+    def put(self, s, read: tuple) -> None:
+        """Record ``read`` (the result of reading ``s``) against the current state of ``s``."""
+        try:
+            ref = weakref.KeyedRef(s, self._drop, id(s))
+            entry = (ref, s._lattice, s._lattice.pbc, _site_state(s._sites), read)
+        except (AttributeError, TypeError):  # not a pymatgen Structure: nothing to record
+            return
+        self._data[id(s)] = entry
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+_MEMO = _ReadMemo()
+
+
 def clear_cache() -> None:
     """Empty the in-process neighbour cache shared by all ``CrystalGraphFeaturizer`` objects."""
     _CACHE.clear()
+    _MEMO.clear()
 
 
 def cache_info(max_bytes: int | None = None) -> dict:
@@ -339,11 +434,15 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
     list of ``CrystalGraph``) and re-cuts them: fewer neighbours, a smaller radius, other
     Gaussians or another atom table, without touching a structure. Featurizing once with the
     largest ``max_num_nbr`` and passing the graphs as ``X`` to a ``GridSearchCV`` over
-    ``graph__max_num_nbr`` makes every refit nearly free (structures as ``X`` also avoid
-    repeating the search thanks to the cache, but still pay for reading each structure).
+    ``graph__max_num_nbr`` makes every refit nearly free. Structures as ``X`` come close: the
+    neighbour lists are cached by structure content, and a pymatgen ``Structure`` seen
+    before is not even read again while its lattice and each site's coordinate arrays and
+    species are the objects recorded then (pymatgen replaces at least one of them on every
+    change made through its API). Writing into a site's coordinate array in place
+    (``site.frac_coords[0] = x``) is not seen; call :func:`clear_cache` after doing so.
 
-    The neighbour arrays of the output graphs are read-only (they are shared with the
-    neighbour cache); copy them before modifying.
+    The neighbour arrays of the output graphs are read-only views shared with the neighbour
+    cache; copy them before modifying.
 
     The neighbour lists agree with pymatgen's ``Structure.get_all_neighbors`` sorted by
     distance (the test suite checks this on pymatgen's bundled structures); neighbours at
@@ -422,8 +521,8 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
     def _read_item(self, s, elements: set[int]):
         """One pass over the sites: ``(key, numbers, lattice, frac)`` or a list of problems.
 
-        This runs for every structure on every call, cached or not, so it touches each site
-        once and builds the cache key from raw bytes (coordinate arrays only for a miss).
+        This runs for every structure not recorded in ``_MEMO`` (new or changed), so it
+        touches each site once and builds the cache key from raw bytes.
         """
         sites = s.sites
         n = len(sites)
@@ -474,7 +573,10 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         numbers_ = np.array(zs, dtype=np.int16)
         pbc = tuple(bool(p) for p in lattice.pbc)
         key = b"".join((matrix.tobytes(), frac, numbers_.tobytes(), bytes(pbc)))
-        return (key, numbers_, matrix, frac, pbc), []
+        zmask = 0  # the elements present, as bits of a (GC-untracked) int
+        for z in set(zs):
+            zmask |= 1 << z
+        return (key, numbers_, matrix, frac, pbc, zmask), []
 
     def _element_problem(self, z: int, el, elements: set[int]) -> str:
         if z < 1:
@@ -555,20 +657,30 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         lists: dict[int, tuple[np.ndarray, np.ndarray, bool]] = {}  # idx, dist, isolated
         todo: list[int] = []
 
-        read, cache_get = self._read_item, _CACHE.get  # the per-structure hot loop
+        allowed = sum(1 << z for z in elements)
+        fresh: list[int] = []  # read now (not recorded in _MEMO): record them at the end
+        arrays: list = [None] * n  # per position: (key, numbers, lattice, frac, pbc, zmask)
+        read, memo_get = self._read_item, _MEMO.get  # the per-structure hot loop
         for pos, s in enumerate(structures):
             if isinstance(s, Exception):
                 errors[pos] = str(s)
                 continue
-            try:
-                arr, problems = read(s, elements)
-            except Exception as exc:  # a broken object that passed as a Structure
-                arr, problems = None, [f"invalid structure: {type(exc).__name__}: {exc}"]
-            if problems:
-                errors[pos] = "; ".join(problems)
-                continue
+            arr = memo_get(s)
+            if arr is None or arr[5] & ~allowed:  # unseen, changed, or other atom table
+                try:
+                    arr, problems = read(s, elements)
+                except Exception as exc:  # a broken object that passed as a Structure
+                    arr, problems = None, [f"invalid structure: {type(exc).__name__}: {exc}"]
+                if problems:
+                    errors[pos] = "; ".join(problems)
+                    continue
+                fresh.append(pos)
             arrays[pos] = arr
-            hit = cache_get((arr[0], radius), m)
+        good = [pos for pos in range(n) if arrays[pos] is not None]
+        lists: list = [None] * n  # per position: (idx, dist, isolated)
+        hits = _CACHE.get_many([(arrays[pos][0], radius) for pos in good], m)
+        todo: list[int] = []
+        for pos, hit in zip(good, hits, strict=True):
             if hit is None:
                 todo.append(pos)
             else:
@@ -593,26 +705,19 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
             bar.close()
 
         graphs: list[CrystalGraph | None] = [None] * n
-        for pos in sorted(lists):
+        make = CrystalGraph._trusted
+        for pos in good:
             idx, dist, isolated = lists[pos]
-            _, numbers_, lattice, _, pbc = arrays[pos]
+            arr = arrays[pos]
             if isolated:
-                species = [str(structures[pos][i].specie) for i in range(len(numbers_))]
-                cart = _cart(structures[pos], arrays[pos])
-                errors[pos] = self._isolated_message(lattice, cart, pbc, idx, species)
+                species = [str(structures[pos][i].specie) for i in range(len(arr[1]))]
+                cart = _cart(structures[pos], arr)
+                errors[pos] = self._isolated_message(arr[2], cart, arr[4], idx, species)
                 continue
-            if not idx.flags.c_contiguous:  # a slice for a smaller M: compact copy
-                idx, dist = np.ascontiguousarray(idx), np.ascontiguousarray(dist)
-                idx.flags.writeable = False
-                dist.flags.writeable = False
-            graphs[pos] = CrystalGraph(
-                numbers=numbers_,
-                nbr_index=idx,
-                nbr_dist=dist,
-                atom_table=table,
-                gaussian=gaussian,
-                id=ids[pos],
-            )
+            graphs[pos] = make(arr[1], idx, dist, table, gaussian, ids[pos])
+        for pos in fresh:  # after the search, which fills pymatgen's lazy Cartesian coords
+            if pos not in errors:
+                _MEMO.put(structures[pos], arrays[pos])
         if errors:
             raise CrystalGraphError([(p, ids[p], errors[p]) for p in sorted(errors)], n)
         return CrystalGraphs(graphs)

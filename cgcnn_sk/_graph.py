@@ -65,6 +65,17 @@ class CrystalGraph:
     gaussian: tuple[float, float, float]
     id: str | None = None
 
+    @classmethod
+    def _trusted(cls, numbers, nbr_index, nbr_dist, atom_table, gaussian, id=None):
+        """Build from arrays already checked (the featurizer's hot path): no per-field
+        ``object.__setattr__`` of the frozen dataclass ``__init__``."""
+        g = object.__new__(cls)
+        g.__dict__.update(
+            numbers=numbers, nbr_index=nbr_index, nbr_dist=nbr_dist, atom_table=atom_table,
+            gaussian=gaussian, id=id,
+        )
+        return g
+
     @property
     def n_atoms(self) -> int:
         return int(self.numbers.shape[0])
@@ -162,6 +173,17 @@ class CrystalGraphs(Sequence):
     def nbytes(self) -> int:
         """Bytes stored by all graphs (shared atom tables not counted)."""
         return sum(g.nbytes for g in self.graphs)
+
+    @classmethod
+    def _trusted(cls, numbers, nbr_index, nbr_dist, atom_table, gaussian, id=None):
+        """Build from arrays already checked (the featurizer's hot path): no per-field
+        ``object.__setattr__`` of the frozen dataclass ``__init__``."""
+        g = object.__new__(cls)
+        g.__dict__.update(
+            numbers=numbers, nbr_index=nbr_index, nbr_dist=nbr_dist, atom_table=atom_table,
+            gaussian=gaussian, id=id,
+        )
+        return g
 
     @property
     def n_atoms(self) -> int:

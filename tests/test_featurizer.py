@@ -199,7 +199,7 @@ def test_output_arrays_are_read_only_and_cache_safe(nacl_primitive):
     f = CrystalGraphFeaturizer()
     for m in (12, 4, 20):
         g = f.set_params(max_num_nbr=m).transform([nacl_primitive])[0]
-        assert g.nbr_index.flags.c_contiguous and g.nbr_index.shape == (2, m)
+        assert g.nbr_index.shape == (2, m) and g.nbr_dist.shape == (2, m)
         with pytest.raises(ValueError, match="read-only"):
             g.nbr_dist[:] = -1.0
         with pytest.raises(ValueError, match="read-only"):
@@ -443,6 +443,108 @@ def test_cache_key_is_content_not_identity(nacl_primitive, search_calls):
     assert len(search_calls) == 2
     f.set_params(radius=7.0).transform([nacl_primitive])  # radius is part of the key
     assert len(search_calls) == 3
+
+
+def _count_reads(monkeypatch) -> list:
+    reads: list = []
+    original = CrystalGraphFeaturizer._read_item
+
+    def counting(self, s, elements):
+        reads.append(s)
+        return original(self, s, elements)
+
+    monkeypatch.setattr(CrystalGraphFeaturizer, "_read_item", counting)
+    return reads
+
+
+def test_a_structure_seen_before_is_not_read_again(small_structures, monkeypatch):
+    structures, _ = small_structures
+    reads = _count_reads(monkeypatch)
+    f = CrystalGraphFeaturizer()
+    g12 = f.transform(structures)
+    assert len(reads) == len(structures)
+    for m in (4, 8, 12):
+        g = clone(f).set_params(max_num_nbr=m).transform(structures)
+        for a, b in zip(g, g12, strict=True):
+            np.testing.assert_array_equal(a.nbr_index, b.nbr_index[:, :m])
+            np.testing.assert_array_equal(a.numbers, b.numbers)
+    assert len(reads) == len(structures)  # the sweep read nothing again
+    copies = [s.copy() for s in structures[:3]]  # equal content, new objects: read
+    f.transform(copies)
+    assert len(reads) == len(structures) + 3
+    # another atom table lacking an element present: read again, and refused by name
+    with pytest.raises(CrystalGraphError, match="missing from the atom table"):
+        f.set_params(atom_features={"11": [1.0]}).transform(structures[:1])
+
+
+def _mutations():
+    def append(s):
+        s.append("Na", [0.25, 0.25, 0.25])
+
+    def set_a(s):
+        s[0].a = 0.05
+
+    def set_x(s):
+        s[1].x = s[1].x + 0.1
+
+    def set_frac(s):
+        s[0].frac_coords = [0.02, 0.0, 0.0]
+
+    def set_coords(s):
+        s[0].coords = [0.1, 0.0, 0.0]
+
+    def set_species(s):
+        s[0].species = "K"
+
+    def set_lattice(s):
+        s.lattice = Lattice.cubic(5.9)
+
+    return {
+        "translate_sites": lambda s: s.translate_sites([0], [0.01, 0.0, 0.0]),
+        "perturb": lambda s: s.perturb(0.05),
+        "setitem": lambda s: s.__setitem__(0, "K"),
+        "replace_species": lambda s: s.replace_species({"Na": "K"}),
+        "scale_lattice": lambda s: s.scale_lattice(s.volume * 1.1),
+        "apply_strain": lambda s: s.apply_strain(0.02),
+        "remove_sites": lambda s: s.remove_sites([1]),
+        "sort": lambda s: s.sort(key=lambda site: -site.specie.Z),
+        "append": append,
+        "site.a": set_a,
+        "site.x": set_x,
+        "site.frac_coords": set_frac,
+        "site.coords": set_coords,
+        "site.species": set_species,
+        "lattice": set_lattice,
+    }
+
+
+@pytest.mark.parametrize("mutation", list(_mutations()))
+def test_a_structure_changed_in_place_is_featurized_anew(nacl_conventional, mutation):
+    s = nacl_conventional.copy()
+    f = CrystalGraphFeaturizer()
+    before = f.transform([s])[0]
+    _mutations()[mutation](s)
+    after = f.transform([s])[0]
+    fresh = f.transform([Structure.from_dict(s.as_dict())])[0]  # a new object: read anew
+    _same(after, fresh)
+    assert not (  # the change is visible, so a stale record would have failed above
+        np.array_equal(after.numbers, before.numbers)
+        and np.array_equal(after.nbr_index, before.nbr_index)
+        and np.allclose(after.nbr_dist, before.nbr_dist)
+    )
+
+
+def test_read_records_leave_with_their_structures(nacl_primitive):
+    import gc
+
+    from cgcnn_sk._featurizer import _MEMO
+
+    structures = [nacl_primitive.copy() for _ in range(5)]
+    CrystalGraphFeaturizer().transform(structures)
+    assert len(_MEMO) == 5
+    del structures
+    gc.collect()
+    assert len(_MEMO) == 0
 
 
 def test_max_num_nbr_sweep_and_gaussian_changes_reuse_the_search(
