@@ -183,8 +183,9 @@ def bench_dataset(name: str, structures: list[Structure], repeats: int) -> dict:
     cpu_recut = min(timed(graph_sweep)[2] for _ in range(repeats))
 
     y = np.arange(len(structures), dtype=float)  # the dummy model ignores it
-    cpu_grid = grid_search_featurization_cpu(structures, y)
-    cpu_grid_graphs = grid_search_featurization_cpu(graphs, y)
+    # minimum over repeats, like the other timings (one-off pauses of a shared machine)
+    cpu_grid = min(grid_search_featurization_cpu(structures, y) for _ in range(repeats))
+    cpu_grid_graphs = min(grid_search_featurization_cpu(graphs, y) for _ in range(repeats))
 
     ref = ReferenceStyle()
     ref_out, wall_ref, cpu_ref = timed(lambda: [ref.featurize(s) for s in structures])
@@ -305,11 +306,13 @@ def main(argv=None) -> dict:
         "speedup": total["speedup"] >= TARGETS["speedup"],
         "graphs_sweep_ratio": total["graphs_sweep_ratio"] <= TARGETS["sweep_ratio"],
         "graphs_gridsearch5_ratio": total["graphs_gridsearch5_ratio"] <= TARGETS["sweep_ratio"],
+        "gridsearch5_ratio": total["gridsearch5_ratio"] <= TARGETS["sweep_ratio"],
         "sweep_ratio": total["sweep_ratio"] <= TARGETS["sweep_ratio"],
         "bytes_per_atom": total["ours_bytes_per_atom"] <= TARGETS["bytes_per_atom"],
     }
     key = {"bytes_per_atom": "ours_bytes_per_atom"}
-    target = {"graphs_sweep_ratio": "sweep_ratio", "graphs_gridsearch5_ratio": "sweep_ratio"}
+    target = {"graphs_sweep_ratio": "sweep_ratio", "graphs_gridsearch5_ratio": "sweep_ratio",
+              "gridsearch5_ratio": "sweep_ratio"}
     for k, ok in met.items():
         print(
             f"target {k}: {TARGETS[target.get(k, k)]} -> {total[key.get(k, k)]:.2f} "

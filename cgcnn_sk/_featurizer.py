@@ -705,7 +705,7 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
             bar.close()
 
         graphs: list[CrystalGraph | None] = [None] * n
-        make = CrystalGraph._trusted
+        make = CrystalGraph
         for pos in good:
             idx, dist, isolated = lists[pos]
             arr = arrays[pos]
@@ -735,10 +735,24 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
             raise ValueError("empty input: no structures to featurize")
         errors: list[tuple[int, str | None, str]] = []
         out: list[CrystalGraph] = []
+        make = CrystalGraph
         for pos, g in enumerate(graphs):
             g_radius = float(g.gaussian[2])
             stored = g.nbr_index.shape[1]
             problem = None
+            if (  # the common case of a sweep: the same radius, at most the stored M
+                radius == g_radius
+                and m <= stored
+                and not g.nbr_index.flags.writeable  # views cannot be changed behind us
+                and not g.nbr_dist.flags.writeable
+                and elements.issuperset(g.numbers.tolist())
+            ):
+                if m == stored and gaussian == g.gaussian and table is g.atom_table:
+                    out.append(g)  # nothing to change
+                else:
+                    out.append(make(g.numbers, g.nbr_index[:, :m], g.nbr_dist[:, :m], table,
+                                    gaussian, g.id))
+                continue
             if radius > g_radius + 1e-9:
                 problem = (
                     f"graph built with radius={g_radius} cannot be re-cut at the larger "

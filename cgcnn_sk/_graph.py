@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@dataclass(frozen=True, eq=False, repr=False, slots=True)  # slots: one object per graph
 class CrystalGraph:
     """One crystal as a graph: atoms, their M nearest neighbours and the bond lengths.
 
@@ -64,17 +64,6 @@ class CrystalGraph:
     atom_table: np.ndarray
     gaussian: tuple[float, float, float]
     id: str | None = None
-
-    @classmethod
-    def _trusted(cls, numbers, nbr_index, nbr_dist, atom_table, gaussian, id=None):
-        """Build from arrays already checked (the featurizer's hot path): no per-field
-        ``object.__setattr__`` of the frozen dataclass ``__init__``."""
-        g = object.__new__(cls)
-        g.__dict__.update(
-            numbers=numbers, nbr_index=nbr_index, nbr_dist=nbr_dist, atom_table=atom_table,
-            gaussian=gaussian, id=id,
-        )
-        return g
 
     @property
     def n_atoms(self) -> int:
@@ -179,10 +168,13 @@ class CrystalGraphs(Sequence):
         """Build from arrays already checked (the featurizer's hot path): no per-field
         ``object.__setattr__`` of the frozen dataclass ``__init__``."""
         g = object.__new__(cls)
-        g.__dict__.update(
-            numbers=numbers, nbr_index=nbr_index, nbr_dist=nbr_dist, atom_table=atom_table,
-            gaussian=gaussian, id=id,
-        )
+        setattr_ = object.__setattr__
+        setattr_(g, "numbers", numbers)
+        setattr_(g, "nbr_index", nbr_index)
+        setattr_(g, "nbr_dist", nbr_dist)
+        setattr_(g, "atom_table", atom_table)
+        setattr_(g, "gaussian", gaussian)
+        setattr_(g, "id", id)
         return g
 
     @property
