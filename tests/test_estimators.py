@@ -119,6 +119,19 @@ def test_random_state_reproducible(data):
     assert not np.allclose(p1, p3)
 
 
+def test_adam_defaults_to_the_fused_update_unless_told(data):
+    _, graphs, y = data
+    kw = dict(max_epochs=1, random_state=0, **SMALL)
+    net = CGCNNRegressor(**kw).fit(graphs, y)
+    assert net.optimizer_.defaults["fused"] is True
+    # the fused kernel is the same AdamW update: a for-loop fit predicts (nearly) the same
+    loop = CGCNNRegressor(optimizer__foreach=False, **kw).fit(graphs, y)
+    assert not loop.optimizer_.defaults["fused"]
+    np.testing.assert_allclose(net.predict(graphs), loop.predict(graphs), rtol=1e-4, atol=1e-4)
+    sgd = CGCNNRegressor(optimizer=torch.optim.SGD, **kw).fit(graphs, y)
+    assert "fused" not in sgd.optimizer_.defaults or not sgd.optimizer_.defaults["fused"]
+
+
 def test_random_state_none_is_random(data):
     _, graphs, y = data
     kw = dict(max_epochs=1, **SMALL)

@@ -79,20 +79,37 @@ def reference_conv(conv: ConvLayer, atom, nbr_fea, nbr_idx):
     return nn.functional.softplus(atom + conv.bn2(summed))
 
 
+@pytest.mark.parametrize("momentum", [0.1, None])
+@pytest.mark.parametrize("degree", [5, 0])  # 5: the (n_atoms, M) block path; 0: flat path
 @pytest.mark.parametrize("training", [True, False])
-def test_conv_layer_equals_reference_form(training):
+def test_conv_layer_equals_reference_form(training, degree, momentum):
+    """Outputs, every parameter gradient and the running statistics after the step."""
+    import copy
+
     g = random_graph(np.random.default_rng(1), 6, 5)
     conv = ConvLayer(atom_fea_len=8, nbr_fea_len=11).train(training)
-    if not training:
-        with torch.no_grad():
-            conv.bn1.running_mean.uniform_(-1, 1)
-            conv.bn2.running_var.uniform_(0.5, 2)
+    conv.bn1.momentum = conv.bn2.momentum = momentum
+    with torch.no_grad():
+        conv.bn1.running_mean.uniform_(-1, 1)
+        conv.bn1.running_var.uniform_(0.5, 2)
+        conv.bn2.running_var.uniform_(0.5, 2)
+    ref_conv = copy.deepcopy(conv)
     atom = torch.randn(6, 8)
     batch = collate_graphs([g])
     nbr_fea = torch.from_numpy(gaussian_expand(g.nbr_dist.ravel(), GAUSS).reshape(6, 5, -1))
-    ours = conv(atom, batch["bond_fea"], batch["self_idx"], batch["nbr_idx"])
-    ref = reference_conv(conv, atom, nbr_fea, torch.from_numpy(g.nbr_index).long())
+    args = (batch["bond_fea"], batch["self_idx"], batch["nbr_idx"])
+    a1, a2 = atom.clone().requires_grad_(), atom.clone().requires_grad_()
+    ours = conv(a1, *args, degree=degree)
+    ref = reference_conv(ref_conv, a2, nbr_fea, torch.from_numpy(g.nbr_index).long())
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+    weights = torch.randn_like(ours)
+    (ours * weights).sum().backward()
+    (ref * weights).sum().backward()
+    torch.testing.assert_close(a1.grad, a2.grad, rtol=1e-5, atol=1e-5)
+    for (name, p1), p2 in zip(conv.named_parameters(), ref_conv.parameters(), strict=True):
+        torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-4, atol=1e-5, msg=name)
+    for (name, b1), b2 in zip(conv.named_buffers(), ref_conv.buffers(), strict=True):
+        torch.testing.assert_close(b1, b2, rtol=1e-5, atol=1e-6, msg=name)
 
 
 # ---- whole-model tests on random graphs --------------------------------------------------
