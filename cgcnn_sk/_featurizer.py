@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 import os
@@ -187,7 +188,7 @@ def _site_state(sites) -> list:
 
 
 class _ReadMemo:
-    """``id(structure) -> (weakref, lattice, pbc, site state, read result)``.
+    """``id(structure) -> (weakref, lattice, pbc, site state, read result, graphs)``.
 
     A Structure seen before is not read again when its lattice object, its number of sites and
     each site's coordinate arrays and Composition are the very objects recorded then
@@ -195,6 +196,9 @@ class _ReadMemo:
     with their Structure. Writing into a site's coordinate array in place
     (``site.frac_coords[0] = x``) bypasses this, as it also leaves pymatgen's own cached
     Cartesian coordinates stale; :func:`clear_cache` forgets every record.
+
+    ``graphs`` maps featurizer settings to the graph last built for them, so that refits on
+    the same structures (the folds of a cross-validation) return the same graph objects.
     """
 
     def __init__(self):
@@ -204,6 +208,7 @@ class _ReadMemo:
         self._data.pop(ref.key, None)
 
     def get(self, s) -> tuple | None:
+        """``(read result, graphs)`` if ``s`` is unchanged since recorded, else None."""
         entry = self._data.get(id(s))
         if entry is None or entry[0]() is not s:
             return None
@@ -219,16 +224,18 @@ class _ReadMemo:
                 i += 3
         except (AttributeError, TypeError):
             return None
-        return entry[4]
+        return entry[4], entry[5]
 
-    def put(self, s, read: tuple) -> None:
-        """Record ``read`` (the result of reading ``s``) against the current state of ``s``."""
+    def put(self, s, read: tuple) -> dict | None:
+        """Record ``read`` (the result of reading ``s``) against the current state of ``s``;
+        return its (empty) dict of graphs, or None if ``s`` cannot be recorded."""
         try:
             ref = weakref.KeyedRef(s, self._drop, id(s))
-            entry = (ref, s._lattice, s._lattice.pbc, _site_state(s._sites), read)
+            entry = (ref, s._lattice, s._lattice.pbc, _site_state(s._sites), read, {})
         except (AttributeError, TypeError):  # not a pymatgen Structure: nothing to record
-            return
+            return None
         self._data[id(s)] = entry
+        return entry[5]
 
     def clear(self) -> None:
         self._data.clear()
@@ -240,10 +247,48 @@ class _ReadMemo:
 _MEMO = _ReadMemo()
 
 
+class _Recuts:
+    """``id(graph) -> (weakref, {settings: re-cut graph})``: graphs are immutable, so a re-cut
+    made once serves every later ``transform`` of the same graph with the same settings (the
+    folds of a cross-validation over precomputed graphs). Entries leave with their graph."""
+
+    def __init__(self):
+        self._data: dict[int, tuple] = {}
+
+    def _drop(self, ref: weakref.KeyedRef) -> None:
+        self._data.pop(ref.key, None)
+
+    def get(self, g, key: tuple):
+        entry = self._data.get(id(g))
+        if entry is None or entry[0]() is not g:
+            return None
+        return entry[1].get(key)
+
+    def put(self, g, key: tuple, cut) -> None:
+        entry = self._data.get(id(g))
+        if entry is None or entry[0]() is not g:
+            try:
+                entry = (weakref.KeyedRef(g, self._drop, id(g)), {})
+            except TypeError:  # not weak-referenceable (Python 3.10 slots): no record
+                return
+            self._data[id(g)] = entry
+        entry[1][key] = cut
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+_RECUTS = _Recuts()
+
+
 def clear_cache() -> None:
     """Empty the in-process neighbour cache shared by all ``CrystalGraphFeaturizer`` objects."""
     _CACHE.clear()
     _MEMO.clear()
+    _RECUTS.clear()
 
 
 def cache_info(max_bytes: int | None = None) -> dict:
@@ -319,6 +364,24 @@ def _search_many(jobs: list, memory) -> list:
         radius, m = chunk[0][3], chunk[0][4]
         out.extend(_graph.find_neighbors_batch([job[:3] for job in chunk], radius, m))
     return out
+
+
+#: Atom tables by content: one shared read-only array per distinct table, so that graphs of
+#: different transform calls share it and remembered graphs can be keyed by its digest.
+_TABLES: dict[bytes, np.ndarray] = {}
+
+
+def _intern_table(table: np.ndarray) -> tuple[np.ndarray, bytes]:
+    """The shared array equal to ``table`` and its content digest."""
+    key = hashlib.blake2b(
+        table.tobytes() + str((table.shape, table.dtype.str)).encode(), digest_size=16
+    ).digest()
+    shared = _TABLES.get(key)
+    if shared is None:
+        shared = table if not table.flags.writeable else table.copy()
+        shared.flags.writeable = False
+        shared = _TABLES.setdefault(key, shared)
+    return shared, key
 
 
 # --------------------------------------------------------------------------------------------
@@ -641,6 +704,7 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         """
         _check_params(self)
         table, elements_arr = load_atom_table(self.atom_features, return_elements=True)
+        table, table_key = _intern_table(table)
         elements = {int(z) for z in elements_arr}
         memory = _memory(self.memory)
         radius = float(self.radius)
@@ -649,15 +713,15 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         gaussian = (float(self.dmin), float(self.step), radius)
 
         if _is_graphs(X):
-            return self._regraph(X, table, elements, m, gaussian)
+            return self._regraph(X, table, table_key, elements, m, gaussian)
         structures, ids = coerce_structures(X)
         n = len(structures)
         errors: dict[int, str] = {}
-        arrays: dict[int, tuple] = {}  # position -> (key, numbers, lattice, frac bytes, pbc)
-        lists: dict[int, tuple[np.ndarray, np.ndarray, bool]] = {}  # idx, dist, isolated
-        todo: list[int] = []
-
         allowed = sum(1 << z for z in elements)
+        gkey = (m, gaussian, table_key)  # graphs built for these settings are kept in _MEMO
+        keep = _CACHE.max_bytes > 0  # a cache bound of 0 asks for no caching at all
+        graphs: list[CrystalGraph | None] = [None] * n
+        derived: list = [None] * n  # per position: the graphs dict of its _MEMO record
         fresh: list[int] = []  # read now (not recorded in _MEMO): record them at the end
         arrays: list = [None] * n  # per position: (key, numbers, lattice, frac, pbc, zmask)
         read, memo_get = self._read_item, _MEMO.get  # the per-structure hot loop
@@ -665,8 +729,8 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
             if isinstance(s, Exception):
                 errors[pos] = str(s)
                 continue
-            arr = memo_get(s)
-            if arr is None or arr[5] & ~allowed:  # unseen, changed, or other atom table
+            hit = memo_get(s)
+            if hit is None or hit[0][5] & ~allowed:  # unseen, changed, or other atom table
                 try:
                     arr, problems = read(s, elements)
                 except Exception as exc:  # a broken object that passed as a Structure
@@ -675,6 +739,12 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
                     errors[pos] = "; ".join(problems)
                     continue
                 fresh.append(pos)
+            else:
+                arr, derived[pos] = hit
+                g = derived[pos].get(gkey)
+                if g is not None and g.id == ids[pos]:
+                    graphs[pos] = g  # built before for these settings: done
+                    continue
             arrays[pos] = arr
         good = [pos for pos in range(n) if arrays[pos] is not None]
         lists: list = [None] * n  # per position: (idx, dist, isolated)
@@ -704,7 +774,6 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         if bar is not None:
             bar.close()
 
-        graphs: list[CrystalGraph | None] = [None] * n
         make = CrystalGraph
         for pos in good:
             idx, dist, isolated = lists[pos]
@@ -717,12 +786,18 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
             graphs[pos] = make(arr[1], idx, dist, table, gaussian, ids[pos])
         for pos in fresh:  # after the search, which fills pymatgen's lazy Cartesian coords
             if pos not in errors:
-                _MEMO.put(structures[pos], arrays[pos])
+                derived[pos] = _MEMO.put(structures[pos], arrays[pos])
+        if keep:
+            for pos in good:
+                if derived[pos] is not None and graphs[pos] is not None:
+                    derived[pos][gkey] = graphs[pos]
         if errors:
             raise CrystalGraphError([(p, ids[p], errors[p]) for p in sorted(errors)], n)
         return CrystalGraphs(graphs)
 
-    def _regraph(self, graphs, table, elements: set[int], m: int, gaussian) -> CrystalGraphs:
+    def _regraph(
+        self, graphs, table, table_key: bytes, elements: set[int], m: int, gaussian
+    ) -> CrystalGraphs:
         """Re-cut already featurized graphs: fewer neighbours, a smaller radius, new Gaussians.
 
         Exact whenever each graph holds at least ``m`` neighbours per atom (or all of them
@@ -736,7 +811,14 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         errors: list[tuple[int, str | None, str]] = []
         out: list[CrystalGraph] = []
         make = CrystalGraph
+        key = (m, gaussian, table_key)
+        recut_get = _RECUTS.get
+        keep = _CACHE.max_bytes > 0
         for pos, g in enumerate(graphs):
+            cut = recut_get(g, key)
+            if cut is not None:
+                out.append(cut)
+                continue
             g_radius = float(g.gaussian[2])
             stored = g.nbr_index.shape[1]
             problem = None
@@ -748,10 +830,13 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
                 and elements.issuperset(g.numbers.tolist())
             ):
                 if m == stored and gaussian == g.gaussian and table is g.atom_table:
-                    out.append(g)  # nothing to change
+                    cut = g  # nothing to change
                 else:
-                    out.append(make(g.numbers, g.nbr_index[:, :m], g.nbr_dist[:, :m], table,
-                                    gaussian, g.id))
+                    cut = make(g.numbers, g.nbr_index[:, :m], g.nbr_dist[:, :m], table,
+                               gaussian, g.id)
+                if keep:
+                    _RECUTS.put(g, key, cut)
+                out.append(cut)
                 continue
             if radius > g_radius + 1e-9:
                 problem = (

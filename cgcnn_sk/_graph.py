@@ -21,6 +21,7 @@ structure, all pairs sorted at once, the ``M`` nearest kept.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +39,10 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)  # slots: one object per graph
+# slots: one object per graph (less work for the garbage collector); weakly referenceable
+# (where Python allows it) so that the featurizer can remember re-cuts of a graph
+@dataclass(frozen=True, eq=False, repr=False, slots=True,
+           **({"weakref_slot": True} if sys.version_info >= (3, 11) else {}))
 class CrystalGraph:
     """One crystal as a graph: atoms, their M nearest neighbours and the bond lengths.
 

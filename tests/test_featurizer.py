@@ -477,6 +477,49 @@ def test_a_structure_seen_before_is_not_read_again(small_structures, monkeypatch
         f.set_params(atom_features={"11": [1.0]}).transform(structures[:1])
 
 
+def test_refits_on_the_same_structures_return_the_same_graphs(small_structures):
+    """Cross-validation refits the featurizer on the same Structures: it hands back the graph
+    objects it built before for the same settings, and new ones for other settings."""
+    structures, _ = small_structures
+    f = CrystalGraphFeaturizer(max_num_nbr=6)
+    first = f.transform(structures)
+    again = clone(f).transform(structures[::-1])[::-1]
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    other = clone(f).set_params(step=0.25).transform(structures)
+    assert all(a is not b for a, b in zip(first, other, strict=True))
+    assert other[0].n_bond_features != first[0].n_bond_features
+    # one atom table object for every graph of every call, equal to the package's table
+    assert other[0].atom_table is first[0].atom_table
+    np.testing.assert_array_equal(first[0].atom_table, load_atom_table("cgcnn"))
+
+
+def test_recuts_of_graphs_are_remembered(small_structures):
+    structures, _ = small_structures
+    graphs = CrystalGraphFeaturizer().fit_transform(structures)
+    f4 = CrystalGraphFeaturizer(max_num_nbr=4)
+    cut = f4.transform(graphs)
+    assert all(a is b for a, b in zip(cut, f4.transform(list(graphs)), strict=True))
+    for g, c in zip(graphs, cut, strict=True):
+        np.testing.assert_array_equal(c.nbr_index, g.nbr_index[:, :4])
+    clear_cache()
+    assert all(a is not b for a, b in zip(cut, f4.transform(graphs), strict=True))
+
+
+def test_cache_bound_zero_keeps_no_graphs(small_structures, search_calls):
+    from cgcnn_sk._featurizer import cache_info
+
+    structures, _ = small_structures
+    cache_info(max_bytes=0)
+    try:
+        f = CrystalGraphFeaturizer()
+        g1 = f.transform(structures)
+        g2 = f.transform(structures)
+        assert all(a is not b for a, b in zip(g1, g2, strict=True))
+        assert len(search_calls) == 2 * len(structures)  # nothing cached: searched twice
+    finally:
+        cache_info(max_bytes=1 << 30)
+
+
 def _mutations():
     def append(s):
         s.append("Na", [0.25, 0.25, 0.25])
