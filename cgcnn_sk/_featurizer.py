@@ -285,7 +285,12 @@ _RECUTS = _Recuts()
 
 
 def clear_cache() -> None:
-    """Empty the in-process neighbour cache shared by all ``CrystalGraphFeaturizer`` objects."""
+    """Empty the in-process caches shared by all ``CrystalGraphFeaturizer`` objects: the
+    neighbour lists, the record of Structures already read and the graphs kept for refits.
+
+    Call it after writing into a Structure's arrays in place (``site.frac_coords[0] = x``),
+    a change that pymatgen's own API never makes and that the record cannot see.
+    """
     _CACHE.clear()
     _MEMO.clear()
     _RECUTS.clear()
