@@ -289,7 +289,8 @@ def clear_cache() -> None:
     neighbour lists, the record of Structures already read and the graphs kept for refits.
 
     Call it after writing into a Structure's arrays in place (``site.frac_coords[0] = x``),
-    a change that pymatgen's own API never makes and that the record cannot see.
+    a change that the record cannot see (pymatgen's setters and the Structure methods
+    checked in the tests replace the arrays instead).
     """
     _CACHE.clear()
     _MEMO.clear()
