@@ -247,6 +247,19 @@ class _ReadMemo:
 _MEMO = _ReadMemo()
 
 
+#: Graphs kept per Structure or per graph: the most recent settings only (a sweep over M
+#: uses three; the graphs hold views of cached arrays, so the bound also bounds the memory
+#: they keep beyond the neighbour cache's own byte bound).
+KEPT_SETTINGS = 4
+
+
+def _remember(kept: dict, key: tuple, graph) -> None:
+    kept.pop(key, None)
+    kept[key] = graph  # most recent last
+    while len(kept) > KEPT_SETTINGS:
+        del kept[next(iter(kept))]
+
+
 class _Recuts:
     """``id(graph) -> (weakref, {settings: re-cut graph})``: graphs are immutable, so a re-cut
     made once serves every later ``transform`` of the same graph with the same settings (the
@@ -272,7 +285,7 @@ class _Recuts:
             except TypeError:  # not weak-referenceable (Python 3.10 slots): no record
                 return
             self._data[id(g)] = entry
-        entry[1][key] = cut
+        _remember(entry[1], key, cut)
 
     def clear(self) -> None:
         self._data.clear()
@@ -796,7 +809,7 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         if keep:
             for pos in good:
                 if derived[pos] is not None and graphs[pos] is not None:
-                    derived[pos][gkey] = graphs[pos]
+                    _remember(derived[pos], gkey, graphs[pos])
         if errors:
             raise CrystalGraphError([(p, ids[p], errors[p]) for p in sorted(errors)], n)
         return CrystalGraphs(graphs)

@@ -505,6 +505,18 @@ def test_recuts_of_graphs_are_remembered(small_structures):
     assert all(a is not b for a, b in zip(cut, f4.transform(graphs), strict=True))
 
 
+def test_graphs_kept_for_refits_are_bounded(small_structures):
+    from cgcnn_sk._featurizer import _MEMO, KEPT_SETTINGS
+
+    structures, _ = small_structures
+    f = CrystalGraphFeaturizer()
+    first = {m: f.set_params(max_num_nbr=m).transform(structures[:1])[0] for m in range(1, 8)}
+    kept = _MEMO.get(structures[0])[1]
+    assert len(kept) == KEPT_SETTINGS  # the most recent settings only
+    assert f.set_params(max_num_nbr=7).transform(structures[:1])[0] is first[7]
+    assert f.set_params(max_num_nbr=1).transform(structures[:1])[0] is not first[1]
+
+
 def test_cache_bound_zero_keeps_no_graphs(small_structures, search_calls):
     from cgcnn_sk._featurizer import cache_info
 
