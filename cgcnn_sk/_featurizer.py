@@ -257,7 +257,10 @@ def _remember(kept: dict, key: tuple, graph) -> None:
     kept.pop(key, None)
     kept[key] = graph  # most recent last
     while len(kept) > KEPT_SETTINGS:
-        del kept[next(iter(kept))]
+        try:
+            del kept[next(iter(kept))]
+        except (KeyError, RuntimeError, StopIteration):  # another thread trimmed it first
+            break
 
 
 class _Recuts:
