@@ -80,10 +80,6 @@ class _NeighborCache:
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: tuple, m: int) -> tuple[np.ndarray, np.ndarray, bool] | None:
-        """``(idx, dist, isolated)`` for ``m`` neighbours, or None when not cached."""
-        return self.get_many([key], m)[0]
-
     def get_many(self, keys: list[tuple], m: int) -> list:
         """``get`` for many keys under one lock (the featurizer's hot path).
 
@@ -187,7 +183,35 @@ def _site_state(sites) -> list:
     return [o for x in sites for o in (x._frac_coords, x._coords, x._species)]
 
 
-class _ReadMemo:
+class _PerObject:
+    """``id(obj) -> entry`` for live objects only: each entry starts with a weak reference to
+    its object and leaves when the object is freed (so an id is never matched to a newer
+    object that happens to reuse it)."""
+
+    def __init__(self):
+        self._data: dict[int, tuple] = {}
+
+    def _drop(self, ref: weakref.KeyedRef) -> None:
+        self._data.pop(ref.key, None)
+
+    def _entry(self, obj) -> tuple | None:
+        entry = self._data.get(id(obj))
+        return entry if entry is not None and entry[0]() is obj else None
+
+    def _add(self, obj, *payload) -> tuple:
+        """Store ``(weakref, *payload)`` for ``obj``; TypeError if it has no weak references."""
+        entry = (weakref.KeyedRef(obj, self._drop, id(obj)), *payload)
+        self._data[id(obj)] = entry
+        return entry
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class _ReadMemo(_PerObject):
     """``id(structure) -> (weakref, lattice, pbc, site state, read result, graphs)``.
 
     A Structure seen before is not read again when its lattice object, its number of sites and
@@ -201,16 +225,10 @@ class _ReadMemo:
     the same structures (the folds of a cross-validation) return the same graph objects.
     """
 
-    def __init__(self):
-        self._data: dict[int, tuple] = {}
-
-    def _drop(self, ref: weakref.KeyedRef) -> None:
-        self._data.pop(ref.key, None)
-
     def get(self, s) -> tuple | None:
         """``(read result, graphs)`` if ``s`` is unchanged since recorded, else None."""
-        entry = self._data.get(id(s))
-        if entry is None or entry[0]() is not s:
+        entry = self._entry(s)
+        if entry is None:
             return None
         try:
             lattice, sites, old = s._lattice, s._sites, entry[3]
@@ -230,18 +248,10 @@ class _ReadMemo:
         """Record ``read`` (the result of reading ``s``) against the current state of ``s``;
         return its (empty) dict of graphs, or None if ``s`` cannot be recorded."""
         try:
-            ref = weakref.KeyedRef(s, self._drop, id(s))
-            entry = (ref, s._lattice, s._lattice.pbc, _site_state(s._sites), read, {})
+            state = (s._lattice, s._lattice.pbc, _site_state(s._sites))
+            return self._add(s, *state, read, {})[5]
         except (AttributeError, TypeError):  # not a pymatgen Structure: nothing to record
             return None
-        self._data[id(s)] = entry
-        return entry[5]
-
-    def clear(self) -> None:
-        self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
 
 
 _MEMO = _ReadMemo()
@@ -263,38 +273,23 @@ def _remember(kept: dict, key: tuple, graph) -> None:
             break
 
 
-class _Recuts:
+class _Recuts(_PerObject):
     """``id(graph) -> (weakref, {settings: re-cut graph})``: graphs are immutable, so a re-cut
     made once serves every later ``transform`` of the same graph with the same settings (the
-    folds of a cross-validation over precomputed graphs). Entries leave with their graph."""
-
-    def __init__(self):
-        self._data: dict[int, tuple] = {}
-
-    def _drop(self, ref: weakref.KeyedRef) -> None:
-        self._data.pop(ref.key, None)
+    folds of a cross-validation over precomputed graphs)."""
 
     def get(self, g, key: tuple):
-        entry = self._data.get(id(g))
-        if entry is None or entry[0]() is not g:
-            return None
-        return entry[1].get(key)
+        entry = self._entry(g)
+        return None if entry is None else entry[1].get(key)
 
     def put(self, g, key: tuple, cut) -> None:
-        entry = self._data.get(id(g))
-        if entry is None or entry[0]() is not g:
+        entry = self._entry(g)
+        if entry is None:
             try:
-                entry = (weakref.KeyedRef(g, self._drop, id(g)), {})
+                entry = self._add(g, {})
             except TypeError:  # not weak-referenceable (Python 3.10 slots): no record
                 return
-            self._data[id(g)] = entry
         _remember(entry[1], key, cut)
-
-    def clear(self) -> None:
-        self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
 
 
 _RECUTS = _Recuts()
