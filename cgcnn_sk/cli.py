@@ -1,4 +1,4 @@
-"""The ``cgcnn-sk`` command: study, featurize, train, predict.
+"""The ``cgcnn-sk`` command: study, matbench, featurize, train, predict.
 
 The command parses its flags, calls the library and prints. It defines no model parameters of
 its own: any pipeline parameter is given as ``--<step>__<param>=<value>`` and goes to
@@ -388,6 +388,31 @@ def _cmd_train(args, params) -> int:
     return 0
 
 
+def _cmd_matbench(args, params) -> int:
+    from .matbench import MATBENCH_PRESETS, run_matbench
+
+    if params:
+        raise CLIError(f"matbench takes no pipeline parameters, got {sorted(params)}: "
+                       "a preset fixes the recipe")
+    if args.preset not in MATBENCH_PRESETS:
+        raise CLIError(f"--preset {args.preset!r} is not one of {sorted(MATBENCH_PRESETS)}")
+    folds = None
+    if args.folds:
+        try:
+            folds = [int(v) for v in args.folds.split(",") if v.strip()]
+        except ValueError as err:
+            raise CLIError(f"--folds {args.folds!r}: give fold numbers like 0,2") from err
+    table = run_matbench(args.task, preset=args.preset, folds=folds, out=args.out,
+                         data_home=args.data_home, progress=not args.quiet)
+    root = Path(args.out) / args.task / args.preset
+    if len(table):
+        print(table[["fold", "n_members", "mae", "rmse", "max_error", "wall_s"]]
+              .to_string(index=False))
+        print(f"mean MAE over {len(table)} fold(s): {table['mae'].mean():.4g}")
+    print(f"results in {root} (summary.md, predictions.csv, folds/)")
+    return 0
+
+
 def _structure_paths(items: Sequence[str]) -> list[Path]:
     paths: list[Path] = []
     for item in items:
@@ -566,6 +591,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE", help="structure files or folders")
     p.add_argument("--out", default=None, help="CSV file for the predictions (default: print)")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser(
+        "matbench", formatter_class=fmt,
+        help="the Matbench v0.1 protocol on jdft2d, phonons or dielectric (resumable)",
+        description="Fit a recipe on each official Matbench fold's training rows, predict "
+        "its test rows, and write per-structure predictions, per-fold metrics and a summary "
+        "beside the published scores to OUT/TASK/PRESET/. A rerun resumes: finished members "
+        "and folds are kept.",
+    )
+    p.add_argument("--task", required=True, choices=["jdft2d", "phonons", "dielectric"])
+    p.add_argument("--preset", default="recipe",
+                   help="tiny (CI smoke test), defaults (CGCNNRegressor()), recipe (default)")
+    p.add_argument("--folds", default=None, help="comma-separated folds, e.g. 0,2 (default all)")
+    p.add_argument("--out", default="matbench_results", help="output folder (default: %(default)s)")
+    p.add_argument("--data-home", default=None,
+                   help="folder holding matbench_<task>/ (e.g. ../shared/data); jdft2d is "
+                   "embedded")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_matbench)
     return parser
 
 

@@ -1,0 +1,336 @@
+"""The Matbench v0.1 protocol for a CGCNN recipe: per-fold fits, per-structure predictions, resume.
+
+For each official fold (:func:`cgcnn_sk.datasets.matbench_folds`) the recipe is fitted on that
+fold's training rows only -- any validation split or early stopping inside the estimator draws
+from those rows -- and predicts the fold's test rows. A recipe (a *preset*) is a featurizer
+setting, a :class:`~cgcnn_sk.CGCNNRegressor` setting, an optional log transform of the target
+(scikit-learn's :class:`~sklearn.compose.TransformedTargetRegressor`) and a number of
+differently seeded members whose predictions are averaged
+(:class:`~cgcnn_sk.CGCNNEnsembleRegressor`'s seeds and mean).
+
+Everything is written as it finishes, under ``<out>/<task>/<preset>/``::
+
+    folds/fold<k>_member<m>.csv   test predictions of one member (the resume checkpoint)
+    folds/fold<k>.json            MAE, RMSE, max error, wall time, epochs/s, the full settings
+    predictions.csv               id (mb-<task>-<row>), fold, target, prediction, member std
+    summary.csv, summary.md       ours per fold and mean, beside the published Matbench rows
+
+A rerun skips finished members and folds, so an interrupted run resumes where it stopped; a
+finished fold can gain members later by raising ``n_members``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.compose import TransformedTargetRegressor
+from skorch.callbacks import Callback
+
+from ._ensemble import CGCNNEnsembleRegressor
+from ._estimators import CGCNNRegressor
+from ._featurizer import CrystalGraphFeaturizer
+from .datasets import load_jdft2d, load_matbench, matbench_folds
+
+__all__ = ["MATBENCH_PRESETS", "PUBLISHED", "TASKS", "matbench_ids", "run_matbench"]
+
+#: Task -> (target, unit).
+TASKS = {
+    "jdft2d": ("exfoliation energy", "meV/atom"),
+    "phonons": ("last phonon DOS peak", "cm^-1"),
+    "dielectric": ("refractive index n", "unitless"),
+}
+
+#: Published Matbench v0.1 mean test MAE on the same folds (Dunn et al. 2020 and the Matbench
+#: leaderboard, as listed in the shared data's README).
+PUBLISHED = {
+    "Dummy (predict the mean)": {"jdft2d": 67.29, "phonons": 323.98, "dielectric": 0.8088},
+    "RF-SCM/Magpie": {"jdft2d": 50.04, "phonons": 67.61, "dielectric": 0.4196},
+    "CGCNN v2019": {"jdft2d": 49.24, "phonons": 57.76, "dielectric": 0.5988},
+    "Automatminer express": {"jdft2d": 39.85, "phonons": 56.17, "dielectric": 0.3150},
+    "ALIGNN": {"jdft2d": 43.42, "phonons": 29.54, "dielectric": 0.3449},
+    "coNGN": {"jdft2d": 36.17, "phonons": 28.89, "dielectric": 0.3142},
+    "coGN": {"jdft2d": 37.17, "phonons": 29.71, "dielectric": 0.3088},
+    "MEGNet (kgcnn)": {"jdft2d": 54.17, "phonons": 28.76, "dielectric": 0.3391},
+    "MODNet v0.1.12": {"jdft2d": 33.19, "phonons": 34.28, "dielectric": 0.2711},
+}
+
+_L1 = {"criterion": torch.nn.L1Loss}
+_WHOLE_FOLD = {"train_split": None, "patience": None}
+
+#: Preset -> recipe. ``featurizer`` and ``cgcnn`` are parameters of CrystalGraphFeaturizer and
+#: CGCNNRegressor, ``log_target`` fits on log(y) and predicts exp(.), ``n_members`` seeded
+#: members are averaged, ``tasks`` holds per-task overrides of the same keys.
+MATBENCH_PRESETS: dict[str, dict[str, Any]] = {
+    # CI smoke test: seconds per fold, says nothing about accuracy.
+    "tiny": {
+        "featurizer": {"max_num_nbr": 6, "radius": 6.0},
+        "cgcnn": {**_L1, **_WHOLE_FOLD, "max_epochs": 2, "module__atom_fea_len": 8,
+                  "module__n_conv": 1, "module__h_fea_len": 16},
+        "n_members": 1,
+    },
+    # What CGCNNRegressor() does with no arguments.
+    "defaults": {"featurizer": {}, "cgcnn": {}, "n_members": 1},
+    # The recipe chosen by 3-fold validation inside fold 0's training rows
+    # (benchmarks/recipe_search.py, results in benchmarks/results/recipe_search/).
+    "recipe": {
+        "featurizer": {},
+        "cgcnn": {**_L1, **_WHOLE_FOLD, "max_epochs": 300},
+        "n_members": 5,
+        "tasks": {"dielectric": {"log_target": True}},
+    },
+}
+
+
+def matbench_ids(task: str, n: int) -> list[str]:
+    """Matbench's row ids: ``mb-<task>-<1-based row>``, zero-padded to the width of ``n``.
+
+    Examples
+    --------
+    >>> from cgcnn_sk.matbench import matbench_ids
+    >>> matbench_ids("jdft2d", 636)[:2], matbench_ids("dielectric", 4764)[-1]
+    (['mb-jdft2d-001', 'mb-jdft2d-002'], 'mb-dielectric-4764')
+    """
+    width = len(str(n))
+    return [f"mb-{task}-{i:0{width}d}" for i in range(1, n + 1)]
+
+
+def _recipe(preset: str | Mapping, task: str) -> dict[str, Any]:
+    if isinstance(preset, str):
+        if preset not in MATBENCH_PRESETS:
+            raise ValueError(f"preset={preset!r} is not one of {sorted(MATBENCH_PRESETS)}")
+        spec = MATBENCH_PRESETS[preset]
+    else:
+        spec = dict(preset)
+    recipe = {"featurizer": {}, "cgcnn": {}, "log_target": False, "n_members": 1}
+    unknown = set(spec) - set(recipe) - {"tasks"}
+    if unknown:
+        raise ValueError(f"preset keys {sorted(unknown)} unknown; use {sorted(recipe)} + tasks")
+    for source in (spec, spec.get("tasks", {}).get(task, {})):
+        for key, value in source.items():
+            if key == "tasks":
+                continue
+            recipe[key] = {**recipe[key], **value} if isinstance(value, dict) else value
+    return recipe
+
+
+def _member(recipe: Mapping, extra_callbacks: Sequence = ()) -> CGCNNEnsembleRegressor:
+    net = CGCNNRegressor(**recipe["cgcnn"])
+    if extra_callbacks:
+        net.set_params(callbacks=list(net.callbacks or []) + list(extra_callbacks))
+    model = (TransformedTargetRegressor(net, func=np.log, inverse_func=np.exp)
+             if recipe["log_target"] else net)
+    return CGCNNEnsembleRegressor(model, n_estimators=recipe["n_members"], random_state=0)
+
+
+def _settings(recipe: Mapping) -> dict[str, Any]:
+    """The recipe as JSON-able values, with the estimator's full parameter set."""
+    net = CGCNNRegressor(**recipe["cgcnn"])
+    params = {k: v for k, v in net.get_params().items() if not k.startswith("iterator_")}
+    feat = CrystalGraphFeaturizer(**recipe["featurizer"]).get_params()
+    return json.loads(json.dumps(
+        {"featurizer": feat, "cgcnn": params, "log_target": recipe["log_target"],
+         "n_members": recipe["n_members"]}, default=_name))
+
+
+def _name(obj) -> str:
+    return getattr(obj, "__qualname__", None) or repr(obj)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _load(task: str, data_home) -> tuple[list, np.ndarray]:
+    if task == "jdft2d" and data_home is None:
+        return load_jdft2d()
+    return load_matbench(task, data_home=data_home)
+
+
+class _EpochBar(Callback):
+    """Advance a tqdm bar by one per epoch of any member of the run."""
+
+    def __init__(self, bar):
+        self.bar = bar
+
+    def __sklearn_clone__(self):  # members are clones: they must share the one bar
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.bar.update(1)
+
+
+def run_matbench(
+    task: str,
+    *,
+    preset: str | Mapping = "recipe",
+    folds: Iterable[int] | None = None,
+    out: str | os.PathLike = "matbench_results",
+    data_home: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run a recipe on the official Matbench folds of ``task``; resume what was started.
+
+    Parameters
+    ----------
+    task : {"jdft2d", "phonons", "dielectric"}
+    preset : str or dict, default="recipe"
+        A key of :data:`MATBENCH_PRESETS` or a dict of the same form.
+    folds : iterable of int, default=None
+        Folds to run (0-4); ``None``: all five.
+    out : path, default="matbench_results"
+        Results go to ``<out>/<task>/<preset>/`` (a dict preset: ``custom``).
+    data_home : path, default=None
+        Folder with ``matbench_<task>/matbench_<task>.json.gz`` (e.g. ``../shared/data``);
+        jdft2d is embedded and needs none.
+    progress : bool, default=True
+        A tqdm bar over all epochs left, with an ETA.
+
+    Returns
+    -------
+    DataFrame
+        One row per finished fold (``fold``, ``mae``, ``rmse``, ``max_error``, ``wall_s``,
+        ``epochs_per_s``, ...), the same table as ``folds/*.json``.
+
+    Examples
+    --------
+    >>> from cgcnn_sk.matbench import run_matbench
+    >>> table = run_matbench("jdft2d", preset="tiny", folds=[0], out="/tmp/mb",
+    ...                      progress=False)  # doctest: +SKIP
+    >>> table[["fold", "mae"]]  # doctest: +SKIP
+    """
+    if task not in TASKS:
+        raise ValueError(f"task={task!r} is not one of {sorted(TASKS)}")
+    recipe = _recipe(preset, task)
+    folds = list(range(5)) if folds is None else sorted(set(int(k) for k in folds))
+    bad = [k for k in folds if not 0 <= k < 5]
+    if bad:
+        raise ValueError(f"folds {bad} out of range: Matbench has folds 0-4")
+    root = Path(out) / task / (preset if isinstance(preset, str) else "custom")
+    fold_dir = root / "folds"
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    settings = _settings(recipe)
+    settings_file = root / "settings.json"
+    if settings_file.exists():
+        before = json.loads(settings_file.read_text())
+        if {k: v for k, v in before.items() if k != "n_members"} != {
+            k: v for k, v in settings.items() if k != "n_members"
+        }:
+            raise ValueError(
+                f"{settings_file} holds other settings than preset {preset!r} gives now: "
+                "its finished folds would be mixed with new ones; use another --out"
+            )
+    _write_atomic(settings_file, json.dumps(settings, indent=1))
+
+    structures, y = _load(task, data_home)
+    y = np.asarray(y, dtype=np.float64)
+    ids = np.asarray(matbench_ids(task, len(y)))
+    splits = matbench_folds(len(y))
+    graphs = CrystalGraphFeaturizer(**recipe["featurizer"]).fit_transform(structures)
+
+    def member_file(k, m):
+        return fold_dir / f"fold{k}_member{m}.csv"
+
+    todo = [(k, m) for k in folds for m in range(recipe["n_members"])
+            if not member_file(k, m).exists()]
+    bar = None
+    callbacks = []
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo) * max(int(recipe["cgcnn"].get("max_epochs", 100)), 1),
+                   desc=f"matbench {task}", unit="epoch")
+        callbacks = [("progress", _EpochBar(bar))]
+    ensemble = _member(recipe, callbacks)
+    members = ensemble.members()
+    try:
+        for k in folds:
+            train, test = splits[k]
+            for m, (name, member) in enumerate(members):
+                path = member_file(k, m)
+                if path.exists():
+                    continue
+                if bar is not None:
+                    bar.set_postfix_str(f"fold {k} {name}")
+                t0 = time.perf_counter()
+                member.fit(graphs[train], y[train])
+                pred = member.predict(graphs[test])
+                wall = time.perf_counter() - t0
+                net = getattr(member, "regressor_", member)
+                text = pd.DataFrame({"id": ids[test], "prediction": pred}).to_csv(index=False)
+                meta = {"member": name, "wall_s": wall, "epochs": len(net.history)}
+                _write_atomic(path, text)
+                _write_atomic(path.with_suffix(".json"), json.dumps(meta))
+            _finish_fold(k, splits[k], ids, y, recipe, root)
+    finally:
+        if bar is not None:
+            bar.close()
+    return _summarize(task, root)
+
+
+def _finish_fold(k, split, ids, y, recipe, root: Path) -> None:
+    fold_dir = root / "folds"
+    n = recipe["n_members"]
+    files = [fold_dir / f"fold{k}_member{m}.csv" for m in range(n)]
+    if not all(f.exists() for f in files):
+        return
+    _, test = split
+    preds = np.column_stack([
+        pd.read_csv(f).set_index("id").loc[ids[test], "prediction"].to_numpy() for f in files
+    ])
+    metas = [json.loads(f.with_suffix(".json").read_text()) for f in files]
+    mean = preds.mean(axis=1)
+    err = mean - y[test]
+    wall = float(sum(m["wall_s"] for m in metas))
+    epochs = int(sum(m["epochs"] for m in metas))
+    record = {
+        "fold": k, "n_train": int(len(y) - len(test)), "n_test": int(len(test)),
+        "n_members": n, "mae": float(np.mean(np.abs(err))),
+        "rmse": float(np.sqrt(np.mean(err**2))), "max_error": float(np.max(np.abs(err))),
+        "member_mae": [float(np.mean(np.abs(p - y[test]))) for p in preds.T],
+        "wall_s": round(wall, 1), "epochs": epochs,
+        "epochs_per_s": round(epochs / wall, 3) if wall > 0 else None,
+        "torch_threads": torch.get_num_threads(),
+        "settings": json.loads((root / "settings.json").read_text()),
+    }
+    _write_atomic(fold_dir / f"fold{k}.json", json.dumps(record, indent=1))
+    frame = pd.DataFrame({"id": ids[test], "fold": k, "target": y[test], "prediction": mean,
+                          "member_std": preds.std(axis=1)})
+    _write_atomic(fold_dir / f"fold{k}_predictions.csv", frame.to_csv(index=False))
+
+
+def _summarize(task: str, root: Path) -> pd.DataFrame:
+    fold_dir = root / "folds"
+    records = [json.loads((fold_dir / f"fold{k}.json").read_text()) for k in range(5)
+               if (fold_dir / f"fold{k}.json").exists()]
+    table = pd.DataFrame([{k: v for k, v in r.items() if k != "settings"} for r in records])
+    if not records:
+        return table
+    preds = pd.concat([pd.read_csv(fold_dir / f"fold{r['fold']}_predictions.csv")
+                       for r in records]).sort_values("id")
+    _write_atomic(root / "predictions.csv", preds.to_csv(index=False))
+    _write_atomic(root / "summary.csv", table.to_csv(index=False))
+    unit = TASKS[task][1]
+    n = len(records)
+    ours = f"cgcnn_sk `{root.name}` ({n} of 5 folds)"
+    rows = [{"model": ours, "MAE": table["mae"].mean(),
+             "per fold": ", ".join(f"{v:.4g}" for v in table["mae"])}]
+    rows += [{"model": name, "MAE": scores[task], "per fold": "published"}
+             for name, scores in PUBLISHED.items()]
+    lines = [f"# Matbench v0.1 {task} ({TASKS[task][0]}, MAE in {unit})", "",
+             pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g"), "",
+             f"Wall time of the finished folds: {table['wall_s'].sum():.0f} s "
+             f"({table['epochs'].sum()} epochs, {table['torch_threads'].iloc[0]} torch threads)."]
+    if n < 5:
+        lines.append("Partial: the mean is over the finished folds only, not comparable yet.")
+    _write_atomic(root / "summary.md", "\n".join(lines) + "\n")
+    return table
