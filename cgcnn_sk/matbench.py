@@ -131,13 +131,19 @@ def _member(recipe: Mapping, extra_callbacks: Sequence = ()) -> CGCNNEnsembleReg
 
 
 def _settings(recipe: Mapping) -> dict[str, Any]:
-    """The recipe as JSON-able values, with the estimator's full parameter set."""
+    """The recipe as JSON, and every parameter of the estimator and featurizer it builds.
+
+    Only ``recipe`` (without ``n_members``) decides whether a rerun may resume: a package
+    upgrade that adds estimator parameters does not invalidate finished folds.
+    """
     net = CGCNNRegressor(**recipe["cgcnn"])
-    params = {k: v for k, v in net.get_params().items() if not k.startswith("iterator_")}
-    feat = CrystalGraphFeaturizer(**recipe["featurizer"]).get_params()
+    params = {k: v for k, v in net.get_params(deep=False).items()
+              if not k.startswith(("iterator_", "_"))}
+    feat = CrystalGraphFeaturizer(**recipe["featurizer"]).get_params(deep=False)
     return json.loads(json.dumps(
-        {"featurizer": feat, "cgcnn": params, "log_target": recipe["log_target"],
-         "n_members": recipe["n_members"]}, default=_name))
+        {"recipe": {k: v for k, v in recipe.items() if k != "n_members"},
+         "n_members": recipe["n_members"], "featurizer": feat, "cgcnn": params},
+        default=_name))
 
 
 def _name(obj) -> str:
@@ -222,9 +228,7 @@ def run_matbench(
     settings_file = root / "settings.json"
     if settings_file.exists():
         before = json.loads(settings_file.read_text())
-        if {k: v for k, v in before.items() if k != "n_members"} != {
-            k: v for k, v in settings.items() if k != "n_members"
-        }:
+        if before.get("recipe") != settings["recipe"]:
             raise ValueError(
                 f"{settings_file} holds other settings than preset {preset!r} gives now: "
                 "its finished folds would be mixed with new ones; use another --out"

@@ -1,0 +1,157 @@
+"""The Matbench protocol (cgcnn_sk.matbench) and the seeded ensemble it averages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.linear_model import SGDRegressor
+
+from cgcnn_sk import CGCNNEnsembleRegressor, CGCNNRegressor, CrystalGraphFeaturizer
+from cgcnn_sk.cli import main
+from cgcnn_sk.datasets import load_jdft2d, matbench_folds
+from cgcnn_sk.matbench import MATBENCH_PRESETS, matbench_ids, run_matbench
+
+REPO = Path(__file__).resolve().parents[1]
+COMMITTED = REPO / "benchmarks" / "results" / "matbench" / "jdft2d" / "recipe" / "folds"
+
+# One epoch of a very small net: the protocol, not the accuracy, is under test.
+MICRO = {
+    "featurizer": {"max_num_nbr": 4, "radius": 5.0},
+    "cgcnn": {"criterion": torch.nn.L1Loss, "train_split": None, "patience": None,
+              "max_epochs": 1, "module__atom_fea_len": 4, "module__n_conv": 1,
+              "module__h_fea_len": 4},
+    "n_members": 2,
+}
+
+
+def test_matbench_ids_are_one_based_and_padded_to_the_row_count():
+    ids = matbench_ids("jdft2d", 636)
+    assert (ids[0], ids[9], ids[635], len(ids)) == (
+        "mb-jdft2d-001", "mb-jdft2d-010", "mb-jdft2d-636", 636)
+    assert matbench_ids("dielectric", 4764)[0] == "mb-dielectric-0001"
+
+
+def test_fold_files_hold_the_test_rows_and_the_metrics_match_them(tmp_path):
+    table = run_matbench("jdft2d", preset=MICRO, folds=[0], out=tmp_path, progress=False)
+    _, y = load_jdft2d()
+    test = matbench_folds(len(y))[0][1]
+    root = tmp_path / "jdft2d" / "custom"
+    pred = pd.read_csv(root / "predictions.csv")
+    assert sorted(pred["id"]) == sorted(np.asarray(matbench_ids("jdft2d", 636))[test])
+    assert (pred["fold"] == 0).all()
+    by_id = dict(zip(matbench_ids("jdft2d", 636), y, strict=True))
+    np.testing.assert_allclose(pred["target"], pred["id"].map(by_id))
+    # the fold's MAE is the MAE of the mean of its members, recomputed here from the files
+    members = [pd.read_csv(root / "folds" / f"fold0_member{m}.csv").set_index("id")
+               for m in range(2)]
+    mean = (members[0]["prediction"] + members[1]["prediction"]) / 2
+    np.testing.assert_allclose(pred.set_index("id")["prediction"], mean.loc[pred["id"]])
+    errors = pred["prediction"] - pred["target"]
+    record = json.loads((root / "folds" / "fold0.json").read_text())
+    assert record["mae"] == pytest.approx(errors.abs().mean())
+    assert record["rmse"] == pytest.approx(np.sqrt((errors**2).mean()))
+    assert record["max_error"] == pytest.approx(errors.abs().max())
+    assert record["settings"]["cgcnn"]["criterion"] == "L1Loss"
+    assert table["mae"].tolist() == [record["mae"]]
+    assert "(1 of 5 folds)" in (root / "summary.md").read_text()
+
+
+def test_a_rerun_resumes_only_what_is_missing(tmp_path, monkeypatch):
+    run_matbench("jdft2d", preset=MICRO, folds=[0], out=tmp_path, progress=False)
+    folds = tmp_path / "jdft2d" / "custom" / "folds"
+    before = json.loads((folds / "fold0.json").read_text())["mae"]
+    (folds / "fold0_member1.csv").unlink()
+    fits = []
+    original = CGCNNRegressor.fit
+
+    def counting_fit(self, X, y, **kw):
+        fits.append(len(y))
+        return original(self, X, y, **kw)
+
+    monkeypatch.setattr(CGCNNRegressor, "fit", counting_fit)
+    table = run_matbench("jdft2d", preset=MICRO, folds=[0], out=tmp_path, progress=False)
+    assert len(fits) == 1  # member 0 was kept, member 1 refitted
+    assert table["mae"].iloc[0] == pytest.approx(before)  # seeded: the same member again
+    run_matbench("jdft2d", preset=MICRO, folds=[0], out=tmp_path, progress=False)
+    assert len(fits) == 1  # nothing left to do
+
+
+def test_changed_settings_do_not_mix_with_finished_folds(tmp_path):
+    run_matbench("jdft2d", preset=MICRO, folds=[0], out=tmp_path, progress=False)
+    other = {**MICRO, "cgcnn": {**MICRO["cgcnn"], "lr": 0.1}}
+    with pytest.raises(ValueError, match="settings.json holds other settings"):
+        run_matbench("jdft2d", preset=other, folds=[0], out=tmp_path, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"task": "gaps"}, "task='gaps' is not one of"),
+     ({"task": "jdft2d", "folds": [5]}, r"folds \[5\] out of range"),
+     ({"task": "jdft2d", "preset": "best"}, "preset='best' is not one of")],
+)
+def test_bad_arguments_are_named(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        run_matbench(out=tmp_path, progress=False, **kwargs)
+
+
+def test_cli_runs_one_fold_with_the_tiny_preset(tmp_path, capsys):
+    # The CI smoke test of the protocol: one jdft2d fold, seconds.
+    assert main(["matbench", "--task", "jdft2d", "--preset", "tiny", "--folds", "0",
+                 "--out", str(tmp_path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    record = json.loads((tmp_path / "jdft2d" / "tiny" / "folds" / "fold0.json").read_text())
+    assert f"mean MAE over 1 fold(s): {record['mae']:.4g}" in out
+    assert record["n_test"] == 128 and record["n_train"] == 508
+
+
+def test_cli_names_a_bad_fold_list(tmp_path, capsys):
+    assert main(["matbench", "--task", "jdft2d", "--folds", "0,x", "--out", str(tmp_path)]) != 0
+    assert "--folds '0,x'" in capsys.readouterr().err
+
+
+def test_ensemble_seeds_members_and_returns_their_spread():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = X @ [1.0, -2.0, 0.5] + rng.normal(scale=0.1, size=40)
+    ens = CGCNNEnsembleRegressor(SGDRegressor(max_iter=5, tol=None), n_estimators=3,
+                                 random_state=7).fit(X, y)
+    assert ens.seeds_ == [7, 8, 9]
+    assert [m.random_state for m in ens.ensemble_.estimators_] == [7, 8, 9]
+    each = np.column_stack([m.predict(X) for m in ens.ensemble_.estimators_])
+    mean, std = ens.predict(X, return_std=True)
+    np.testing.assert_allclose(mean, each.mean(axis=1))
+    np.testing.assert_allclose(std, each.std(axis=1))
+    assert std.min() > 0  # differently seeded SGD runs differ
+
+
+def test_ensemble_seeds_a_wrapped_cgcnn(nacl_primitive):
+    wrapped = TransformedTargetRegressor(CGCNNRegressor(max_epochs=1), func=np.log,
+                                         inverse_func=np.exp)
+    ens = CGCNNEnsembleRegressor(wrapped, n_estimators=2, random_state=3)
+    assert [m.regressor.random_state for _, m in ens.members()] == [3, 4]
+
+
+@pytest.mark.slow
+def test_recipe_fold0_reproduces_the_committed_mae(tmp_path):
+    # Acceptance of the accuracy issue: a seeded rerun of fold 0 lands within 5 % of the
+    # committed figure (member order and seeds are fixed; torch on CPU may round differently
+    # across machines, hence the margin rather than equality).
+    committed = COMMITTED / "fold0.json"
+    if not committed.exists():
+        pytest.skip("fold 0 of the jdft2d recipe is not committed yet")
+    expected = json.loads(committed.read_text())["mae"]
+    table = run_matbench("jdft2d", preset="recipe", folds=[0], out=tmp_path, progress=False)
+    assert table["mae"].iloc[0] == pytest.approx(expected, rel=0.05)
+
+
+def test_presets_are_complete():
+    for name, spec in MATBENCH_PRESETS.items():
+        assert {"featurizer", "cgcnn", "n_members"} <= set(spec), name
+        CrystalGraphFeaturizer(**spec["featurizer"])
+        CGCNNRegressor(**spec["cgcnn"])
