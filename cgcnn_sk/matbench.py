@@ -39,7 +39,7 @@ from ._estimators import CGCNNRegressor
 from ._featurizer import CrystalGraphFeaturizer
 from .datasets import load_jdft2d, load_matbench, matbench_folds
 
-__all__ = ["MATBENCH_PRESETS", "PUBLISHED", "TASKS", "matbench_ids", "run_matbench"]
+__all__ = ["MATBENCH_PRESETS", "PUBLISHED", "TASKS", "calibration", "matbench_ids", "run_matbench"]
 
 #: Task -> (target, unit).
 TASKS = {
@@ -312,6 +312,49 @@ def _finish_fold(k, split, ids, y, recipe, root: Path) -> None:
     _write_atomic(fold_dir / f"fold{k}_predictions.csv", frame.to_csv(index=False))
 
 
+def calibration(y_true, y_pred, y_std) -> dict[str, float]:
+    """How well an ensemble's spread predicts its error on held-out rows.
+
+    Returns the fraction of targets within one and two predicted standard deviations (0.683
+    and 0.954 for calibrated Gaussian errors) and Spearman's rank correlation of the absolute
+    error with the standard deviation (above 0: larger spread, larger error).
+
+    Examples
+    --------
+    >>> from cgcnn_sk.matbench import calibration
+    >>> calibration([0.0, 0.0, 0.0, 0.0], [0.5, -1.5, 3.0, 0.1], [1.0, 1.0, 1.0, 1.0])
+    {'within_1_std': 0.5, 'within_2_std': 0.75, 'spearman_abs_error_std': nan}
+    """
+    from scipy.stats import spearmanr
+
+    err = np.abs(np.asarray(y_pred, float) - np.asarray(y_true, float))
+    std = np.asarray(y_std, float)
+    rho = spearmanr(err, std).statistic if np.ptp(std) > 0 else float("nan")
+    return {"within_1_std": float(np.mean(err <= std)),
+            "within_2_std": float(np.mean(err <= 2 * std)),
+            "spearman_abs_error_std": float(rho)}
+
+
+def _calibration_figure(preds: pd.DataFrame, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.stats import norm
+
+    z = np.linspace(0, 3, 61)
+    err = (preds["prediction"] - preds["target"]).abs().to_numpy()
+    std = preds["member_std"].to_numpy()
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    ax.plot(2 * norm.cdf(z) - 1, [np.mean(err <= k * std) for k in z], label="ensemble")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="calibrated")
+    ax.set(xlabel="expected fraction within z std", ylabel="observed fraction", title=title)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _summarize(task: str, root: Path) -> pd.DataFrame:
     fold_dir = root / "folds"
     records = [json.loads((fold_dir / f"fold{k}.json").read_text()) for k in range(5)
@@ -336,5 +379,12 @@ def _summarize(task: str, root: Path) -> pd.DataFrame:
              f"({table['epochs'].sum()} epochs, {table['torch_threads'].iloc[0]} torch threads)."]
     if n < 5:
         lines.append("Partial: the mean is over the finished folds only, not comparable yet.")
+    if preds["member_std"].gt(0).any():
+        cal = calibration(preds["target"], preds["prediction"], preds["member_std"])
+        _calibration_figure(preds, root / "calibration.png", f"{task}: member spread")
+        lines += ["", "Uncertainty (the members' standard deviation, test rows of the finished "
+                  "folds): {within_1_std:.3f} of the targets within 1 std (0.683 if "
+                  "calibrated), {within_2_std:.3f} within 2 std (0.954); Spearman rho of "
+                  "|error| and std {spearman_abs_error_std:.3f}; `calibration.png`.".format(**cal)]
     _write_atomic(root / "summary.md", "\n".join(lines) + "\n")
     return table

@@ -15,7 +15,7 @@ from sklearn.linear_model import SGDRegressor
 from cgcnn_sk import CGCNNEnsembleRegressor, CGCNNRegressor, CrystalGraphFeaturizer
 from cgcnn_sk.cli import main
 from cgcnn_sk.datasets import load_jdft2d, matbench_folds
-from cgcnn_sk.matbench import MATBENCH_PRESETS, matbench_ids, run_matbench
+from cgcnn_sk.matbench import MATBENCH_PRESETS, calibration, matbench_ids, run_matbench
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "benchmarks" / "results" / "matbench" / "jdft2d" / "recipe" / "folds"
@@ -155,3 +155,21 @@ def test_presets_are_complete():
         assert {"featurizer", "cgcnn", "n_members"} <= set(spec), name
         CrystalGraphFeaturizer(**spec["featurizer"])
         CGCNNRegressor(**spec["cgcnn"])
+
+
+def test_calibration_against_hand_counts():
+    # |errors| 0.5, 1.5, 3.0, 0.1 against std 1, 2, 1.6, 0.5: rows 0, 1, 3 within 1 std, all
+    # within 2 std; ranks of |error| 2, 3, 4, 1 and of std 2, 4, 3, 1: rho = 1 - 6 * 2 / 60.
+    got = calibration([0.0] * 4, [0.5, -1.5, 3.0, 0.1], [1.0, 2.0, 1.6, 0.5])
+    assert got == {"within_1_std": 0.75, "within_2_std": 1.0,
+                   "spearman_abs_error_std": pytest.approx(0.8)}
+
+
+def test_summary_reports_the_calibration_of_the_members(tmp_path):
+    run_matbench("jdft2d", preset=MICRO, folds=[0], out=tmp_path, progress=False)
+    root = tmp_path / "jdft2d" / "custom"
+    pred = pd.read_csv(root / "predictions.csv")
+    cal = calibration(pred["target"], pred["prediction"], pred["member_std"])
+    assert f"{cal['within_1_std']:.3f} of the targets within 1 std" in (
+        root / "summary.md").read_text()
+    assert (root / "calibration.png").stat().st_size > 1000
