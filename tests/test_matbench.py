@@ -1,4 +1,4 @@
-"""The Matbench protocol (cgcnn_sk.matbench) and the seeded ensemble it averages."""
+"""The Matbench protocol (cgcnn_sk.matbench): per-fold files, metrics, resume, CLI."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sklearn.compose import TransformedTargetRegressor
-from sklearn.linear_model import SGDRegressor
 
-from cgcnn_sk import CGCNNEnsembleRegressor, CGCNNRegressor, CrystalGraphFeaturizer
+from cgcnn_sk import CGCNNRegressor, CrystalGraphFeaturizer
 from cgcnn_sk.cli import main
 from cgcnn_sk.datasets import load_jdft2d, matbench_folds
 from cgcnn_sk.matbench import MATBENCH_PRESETS, calibration, matbench_ids, run_matbench
@@ -113,28 +111,6 @@ def test_cli_runs_one_fold_with_the_tiny_preset(tmp_path, capsys):
 def test_cli_names_a_bad_fold_list(tmp_path, capsys):
     assert main(["matbench", "--task", "jdft2d", "--folds", "0,x", "--out", str(tmp_path)]) != 0
     assert "--folds '0,x'" in capsys.readouterr().err
-
-
-def test_ensemble_seeds_members_and_returns_their_spread():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(40, 3))
-    y = X @ [1.0, -2.0, 0.5] + rng.normal(scale=0.1, size=40)
-    ens = CGCNNEnsembleRegressor(SGDRegressor(max_iter=5, tol=None), n_estimators=3,
-                                 random_state=7).fit(X, y)
-    assert ens.seeds_ == [7, 8, 9]
-    assert [m.random_state for m in ens.ensemble_.estimators_] == [7, 8, 9]
-    each = np.column_stack([m.predict(X) for m in ens.ensemble_.estimators_])
-    mean, std = ens.predict(X, return_std=True)
-    np.testing.assert_allclose(mean, each.mean(axis=1))
-    np.testing.assert_allclose(std, each.std(axis=1))
-    assert std.min() > 0  # differently seeded SGD runs differ
-
-
-def test_ensemble_seeds_a_wrapped_cgcnn(nacl_primitive):
-    wrapped = TransformedTargetRegressor(CGCNNRegressor(max_epochs=1), func=np.log,
-                                         inverse_func=np.exp)
-    ens = CGCNNEnsembleRegressor(wrapped, n_estimators=2, random_state=3)
-    assert [m.regressor.random_state for _, m in ens.members()] == [3, 4]
 
 
 @pytest.mark.slow
