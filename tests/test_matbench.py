@@ -57,7 +57,7 @@ def test_fold_files_hold_the_test_rows_and_the_metrics_match_them(tmp_path):
     assert record["max_error"] == pytest.approx(errors.abs().max())
     assert record["settings"]["cgcnn"]["criterion"] == "L1Loss"
     assert table["mae"].tolist() == [record["mae"]]
-    assert "(1 of 5 folds)" in (root / "summary.md").read_text()
+    assert "(1 of 5 folds, 2 member(s))" in (root / "summary.md").read_text()
 
 
 def test_a_rerun_resumes_only_what_is_missing(tmp_path, monkeypatch):
