@@ -298,12 +298,33 @@ def test_bad_module_parameter_lists_choices(data):
     net = CGCNNRegressor(module__activation="swish", max_epochs=1)
     with pytest.raises(ValueError, match=r"activation='swish' is not one of \['elu'"):
         net.fit(graphs, y)
-    with pytest.raises(ValueError, match="max_epochs must be a non-negative integer"):
-        CGCNNRegressor(max_epochs=-1).fit(graphs, y)
-    with pytest.raises(ValueError, match="max_epochs must be a non-negative integer"):
-        CGCNNRegressor(max_epochs=2.0).fit(graphs, y)
-    with pytest.raises(ValueError, match=r"batch_size must be a positive integer or -1"):
-        CGCNNRegressor(batch_size=0).fit(graphs, y)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"max_epochs": -1}, r"'max_epochs' parameter of CGCNNRegressor must be an int in the "
+                             r"range \[0, inf\)\. Got -1"),
+        ({"max_epochs": 2.0}, r"'max_epochs' parameter .* Got 2\.0"),
+        ({"batch_size": 0}, r"'batch_size' parameter .* int in the range \[1, inf\) or .*-1"),
+        ({"patience": 0}, r"'patience' parameter .* range \[1, inf\) or None\. Got 0"),
+        ({"lr": 0.0}, r"'lr' parameter .* range \(0\.0, inf\)\. Got 0\.0"),
+        ({"train_split": "valid"}, r"'train_split' parameter .* \{'auto'\}, None or a callable"),
+        ({"random_state": "seed"}, r"'random_state' parameter .* Got 'seed'"),
+    ],
+)
+def test_bad_parameters_named_in_fit(data, params, message):
+    """scikit-learn's constraint check names the estimator, the parameter and the value."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    _, graphs, y = data
+    net = CGCNNRegressor(**params)  # __init__ only stores
+    with pytest.raises(InvalidParameterError, match=message):
+        net.fit(graphs, y)
+    # set_params then fit is checked again, in the classifier too
+    clf = CGCNNClassifier(max_epochs=1).set_params(**params)
+    with pytest.raises(InvalidParameterError, match=message.replace("Regressor", "Classifier")):
+        clf.fit(graphs, y > np.median(y))
 
 
 def test_other_featurizer_at_predict(data, fitted):
@@ -515,12 +536,12 @@ def test_warm_start_rebuilds_callbacks_after_set_params(data):
 def test_partial_fit_rebuilds_changed_callbacks_and_keeps_unchanged_ones(data):
     _, graphs, y = data
     net = CGCNNRegressor(max_epochs=1, random_state=0, **SMALL).fit(graphs, y)
-    metric = dict(net.callbacks_)["mae"]
+    metric = dict(net.callbacks_)["train_mae"]
     net.partial_fit(graphs, y)  # nothing changed: the same callback objects
-    assert dict(net.callbacks_)["mae"] is metric
+    assert dict(net.callbacks_)["train_mae"] is metric
     net.set_params(train_split=None)
     net.partial_fit(graphs, y)  # would raise KeyError 'valid_loss' with stale callbacks
-    assert dict(net.callbacks_)["mae"] is not metric
+    assert dict(net.callbacks_)["train_mae"] is not metric
     assert "valid_loss" not in net.history[-1] and len(net.history) == 3
 
 
