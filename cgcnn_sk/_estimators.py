@@ -329,6 +329,7 @@ class _CGCNNMixin:
         kwargs = self.get_params_for("module")
         if isinstance(self.module, torch.nn.Module):  # a built module is used as given
             self.module_ = self.initialized_instance(self.module, kwargs)
+            self._fresh_module = False
             return self
         inferred = self._module_dims()
         if inferred is None:
@@ -348,6 +349,8 @@ class _CGCNNMixin:
                     )
                 kwargs[key] = value
         self.module_ = self.initialized_instance(self.module, kwargs)
+        # random weights until a callback or load_params gives it others (PretrainedInit asks)
+        self._fresh_module = True
         return self
 
     def _module_dims(self) -> dict | None:
@@ -569,22 +572,66 @@ class _CGCNNMixin:
         return None
 
     def load_params(self, f_params=None, use_safetensors=False, **kwargs):
-        """skorch's ``load_params``; a file from :meth:`save_params` restores ``fit``'s state."""
-        if f_params is None or use_safetensors:
-            return super().load_params(
-                f_params=f_params, use_safetensors=use_safetensors, **kwargs
-            )
+        """skorch's ``load_params``; a file from :meth:`save_params` restores ``fit``'s state.
+
+        A file that is truncated, not a torch file, or holds weights of another architecture
+        raises a ``ValueError`` naming the file and what is wrong with it.
+        """
+        if f_params is not None and not use_safetensors:
+            self._load_module_file(f_params)
+        else:
+            kwargs["f_params"] = f_params
+        # skorch loads the other files; one at a time, so an error can name the bad one
+        for key, value in kwargs.items():
+            if value is None:
+                continue
+            try:
+                super().load_params(use_safetensors=use_safetensors, **{key: value})
+            except FileNotFoundError:
+                raise
+            except Exception as exc:
+                name = getattr(value, "dirname", getattr(value, "name", value))
+                raise ValueError(
+                    f"{key}={name}: cannot be loaded (truncated, or a file of another kind or "
+                    f"another model?): {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                ) from exc
+            if key in ("f_params", "checkpoint"):
+                self._fresh_module = False
+        return None
+
+    def _load_module_file(self, f_params) -> None:
+        """Read a ``save_params`` file: module weights and, when present, what fit learned."""
+        name = getattr(f_params, "name", f_params)
         load_kwargs = self.torch_load_kwargs or {"weights_only": True}
-        state = torch.load(f_params, map_location=self.device, **load_kwargs)
-        meta = state.pop(_META_KEY, None)
+        try:
+            state = torch.load(f_params, map_location=self.device, **load_kwargs)
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError...
+            raise ValueError(
+                f"{name} is not a readable save_params file (truncated or not written by "
+                f"torch.save?): {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            ) from exc
+        meta = state.pop(_META_KEY, None) if isinstance(state, dict) else None
+        if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+            keys = sorted(map(str, state))[:4] if isinstance(state, dict) else []
+            raise ValueError(
+                f"{name} holds a {type(state).__name__} (keys {keys}), not the module "
+                "state_dict that save_params(f_params=...) writes"
+            )
         if meta is not None:
             self._initialize_from_meta(meta)
         elif not self.initialized_:
             self.initialize()
-        self.module_.load_state_dict(state)
-        if any(v is not None for v in kwargs.values()):
-            super().load_params(use_safetensors=use_safetensors, **kwargs)
-        return None
+        try:
+            self.module_.load_state_dict(state)
+        except RuntimeError as exc:
+            lines = " ".join(ln.strip() for ln in str(exc).splitlines())
+            raise ValueError(
+                f"{name} does not fit {type(self).__name__}'s module (other module__ "
+                f"parameters than when it was saved?): {lines[:400]}"
+            ) from exc
+        self._fresh_module = False
 
 
 class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
