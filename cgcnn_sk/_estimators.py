@@ -25,6 +25,7 @@ They are skorch nets with a few small overrides and no training loop of their ow
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Sequence
 from numbers import Integral, Real
 
@@ -42,6 +43,7 @@ from sklearn.utils._param_validation import (
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback, EarlyStopping, EpochScoring, LRScheduler
 from skorch.dataset import ValidSplit
+from skorch.history import History
 from skorch.utils import is_dataset
 
 from ._collate import GraphBatch, GraphDataset, collate_fn
@@ -149,8 +151,10 @@ class _CosineLR(LRScheduler):
         for group in net.optimizer_.param_groups:
             group["lr"] = group["initial_lr"]
         self.lr_scheduler_ = self._get_scheduler(net, self.policy_, **self.kwargs)
-        for _ in range(done):
-            self.lr_scheduler_.step()
+        with warnings.catch_warnings():  # stepping the schedule alone is the point here
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            for _ in range(done):
+                self.lr_scheduler_.step()
 
 
 class _FiniteLoss(Callback):
@@ -571,12 +575,24 @@ class _CGCNNMixin:
         torch.save(state, f_params)
         return None
 
-    def load_params(self, f_params=None, use_safetensors=False, **kwargs):
+    def load_params(self, f_params=None, use_safetensors=False, checkpoint=None, **kwargs):
         """skorch's ``load_params``; a file from :meth:`save_params` restores ``fit``'s state.
 
-        A file that is truncated, not a torch file, or holds weights of another architecture
-        raises a ``ValueError`` naming the file and what is wrong with it.
+        ``checkpoint`` (a skorch ``Checkpoint``, as ``LoadInitState`` passes it) is expanded
+        into its files, so its ``f_params`` file is read like any other. A file that is
+        truncated, not a torch file, or holds weights of another architecture raises a
+        ``ValueError`` naming the file and what is wrong with it.
         """
+        if checkpoint is not None:
+            # as skorch does: the history first, its rows name the files (FileNotFoundError
+            # on a first run, which LoadInitState ignores)
+            if kwargs.get("f_history") is None and checkpoint.f_history is not None:
+                self.history = History.from_file(checkpoint.f_history_)
+            files = checkpoint.get_formatted_files(self)
+            files.pop("f_pickle", None)
+            files.update({k: v for k, v in kwargs.items() if v is not None})
+            kwargs = files
+            f_params = f_params if f_params is not None else kwargs.pop("f_params", None)
         if f_params is not None and not use_safetensors:
             self._load_module_file(f_params)
         else:
@@ -590,12 +606,12 @@ class _CGCNNMixin:
             except FileNotFoundError:
                 raise
             except Exception as exc:
-                name = getattr(value, "dirname", getattr(value, "name", value))
+                name = getattr(value, "name", value)
                 raise ValueError(
                     f"{key}={name}: cannot be loaded (truncated, or a file of another kind or "
                     f"another model?): {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
                 ) from exc
-            if key in ("f_params", "checkpoint"):
+            if key == "f_params":
                 self._fresh_module = False
         return None
 
@@ -619,7 +635,10 @@ class _CGCNNMixin:
                 f"{name} holds a {type(state).__name__} (keys {keys}), not the module "
                 "state_dict that save_params(f_params=...) writes"
             )
-        if meta is not None:
+        # (re)build only when needed: inside fit (LoadInitState) a rebuild would replace the
+        # optimizer and callbacks that training is using
+        same = self.initialized_ and hasattr(self, "n_outputs_") and self._fit_meta() == meta
+        if meta is not None and not same:
             self._initialize_from_meta(meta)
         elif not self.initialized_:
             self.initialize()
