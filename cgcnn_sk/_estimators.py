@@ -82,6 +82,17 @@ def _check_graphs(X, who: str) -> Sequence[CrystalGraph]:
     return X
 
 
+def _check_finite(y: np.ndarray) -> None:
+    """Name the first row of y holding NaN or infinity."""
+    bad = ~np.isfinite(y.reshape(len(y), -1)).all(axis=1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"Input y contains NaN or infinity: y[{i}] = {y[i].tolist()} ({int(bad.sum())} such "
+            "rows); drop or fill them before fit"
+        )
+
+
 def _graph_dims(graphs: Sequence[CrystalGraph]) -> tuple[int, int, tuple]:
     """(n_atom_features, n_bond_features, gaussian) shared by all graphs, or a clear error."""
     first = graphs[0]
@@ -780,10 +791,11 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
     def _check_y(self, y) -> np.ndarray:
         y = super()._check_y(y)
         y = check_array(
-            y, ensure_2d=False, dtype=np.float64, input_name="y", ensure_all_finite=True
+            y, ensure_2d=False, dtype=np.float64, input_name="y", ensure_all_finite=False
         )
         if y.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}")
+        _check_finite(y)
         return y
 
     # the scaler is the state; these two are its mean_ and scale_ (a constant target: scale 1)
@@ -1021,8 +1033,8 @@ class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
 
     def _check_y(self, y) -> np.ndarray:
         y = column_or_1d(super()._check_y(y), warn=True)
-        if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
-            raise ValueError("Input y contains NaN or infinity")
+        if y.dtype.kind in "fc":
+            _check_finite(y)
         return y
 
     def _learn_targets(self, y: np.ndarray) -> None:
@@ -1034,7 +1046,7 @@ class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
                 raise ValueError(f"classes must be a list of unique labels, got {self.classes!r}")
         if len(classes) < 2:
             raise ValueError(
-                f"{type(self).__name__} needs at least 2 classes in y, got {list(classes)}"
+                f"{type(self).__name__} needs at least 2 classes in y, got {classes.tolist()}"
             )
         self.fitted_classes_ = classes
         self.n_outputs_ = len(classes)
