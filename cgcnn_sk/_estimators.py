@@ -683,7 +683,9 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
         Its parameters via ``optimizer__<name>`` (e.g. ``optimizer__weight_decay``).
     lr : float, default=3e-3
         Initial learning rate, annealed to 0 over ``max_epochs`` (cosine schedule, the
-        ``lr_scheduler`` callback).
+        ``lr_scheduler`` callback); every ``fit``, also a warm-started one, runs its own
+        schedule from ``lr``. A loss that becomes NaN or infinite stops training with a
+        ``FloatingPointError`` naming the epoch and batch (lower ``lr``, or batchnorm on).
     max_epochs : int, default=100
         Epochs per ``fit``. ``0`` trains nothing: ``fit`` only learns the target
         standardisation and builds the module (random weights, or those a callback such as
@@ -724,7 +726,9 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
         Its ``mean_`` and ``scale_``.
     history_ : skorch.History
         Per epoch: ``train_loss``, ``valid_loss`` (standardised units), ``train_mae``,
-        ``valid_mae`` (original units), ``event_lr`` (learning rate), ``dur``.
+        ``valid_mae`` (original units, skorch ``EpochScoring`` on the predictions made while
+        training, with ``*_best`` flags), ``event_lr`` (learning rate), ``fit_epoch`` (the
+        epoch's place in its fit's schedule, which a resumed fit continues from), ``dur``.
 
     See Also
     --------
