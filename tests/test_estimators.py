@@ -276,6 +276,7 @@ def test_diverging_training_stops_with_one_clear_error(data):
         net.fit(graphs, y)
 
 
+@pytest.mark.filterwarnings("ignore:One or more of the test scores are non-finite")
 def test_grid_search_records_a_diverging_candidate_as_failed(data):
     from sklearn.exceptions import FitFailedWarning
 
