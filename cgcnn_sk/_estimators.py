@@ -13,30 +13,44 @@ They are skorch nets with a few small overrides and no training loop of their ow
 * ``initialize_for`` sets those learned values without data (a fitted estimator whose
   weights can then be loaded); ``save_params``/``load_params`` keep them in the ``f_params``
   file, so a fresh estimator can load it without seeing data;
-* the default callbacks (metric, cosine schedule, early stopping) are derived from
-  ``train_split``, ``patience``, ``max_epochs`` and ``verbose``; a warm-started ``fit`` and
-  ``partial_fit`` rebuild them when those (or ``callbacks``) changed since they were built.
+* the default callbacks (skorch ``EpochScoring`` for MAE / accuracy, a cosine schedule that
+  each ``fit`` runs from ``lr`` down, a stop at the first non-finite loss, early stopping)
+  are derived from ``train_split``, ``patience``, ``max_epochs`` and ``verbose``; a
+  warm-started ``fit`` and ``partial_fit`` rebuild them when those (or ``callbacks``)
+  changed since they were built;
+* a ``fit`` whose history was restored by skorch's ``LoadInitState`` (an interrupted run)
+  resumes: it trains only the epochs that run had left, on the same schedule.
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Sequence
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.exceptions import NotFittedError
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_array, check_random_state, column_or_1d
+from sklearn.utils._param_validation import (
+    Interval,
+    Options,
+    StrOptions,
+    validate_parameter_constraints,
+)
 from skorch import NeuralNetClassifier, NeuralNetRegressor
-from skorch.callbacks import Callback, EarlyStopping, LRScheduler
+from skorch.callbacks import Callback, EarlyStopping, EpochScoring, LRScheduler
 from skorch.dataset import ValidSplit
+from skorch.history import History
 from skorch.utils import is_dataset
 
 from ._collate import GraphBatch, GraphDataset, collate_fn
 from ._graph import CrystalGraph, gaussian_centers
 from ._module import CGCNN
 
-__all__ = ["CGCNNClassifier", "CGCNNRegressor", "EpochMetric"]
+__all__ = ["CGCNNClassifier", "CGCNNRegressor"]
 
 _META_KEY = "_cgcnn_sk_meta"
 
@@ -68,6 +82,17 @@ def _check_graphs(X, who: str) -> Sequence[CrystalGraph]:
     return X
 
 
+def _check_finite(y: np.ndarray) -> None:
+    """Name the first row of y holding NaN or infinity."""
+    bad = ~np.isfinite(y.reshape(len(y), -1)).all(axis=1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"Input y contains NaN or infinity: y[{i}] = {y[i].tolist()} ({int(bad.sum())} such "
+            "rows); drop or fill them before fit"
+        )
+
+
 def _graph_dims(graphs: Sequence[CrystalGraph]) -> tuple[int, int, tuple]:
     """(n_atom_features, n_bond_features, gaussian) shared by all graphs, or a clear error."""
     first = graphs[0]
@@ -85,68 +110,96 @@ def _graph_dims(graphs: Sequence[CrystalGraph]) -> tuple[int, int, tuple]:
 
 
 @contextlib.contextmanager
+def _fork_rng():
+    """Restore torch's CPU generator and those of all CUDA devices when the block ends.
+
+    ``torch.manual_seed`` seeds every device, so forking only the CPU generator
+    (``devices=[]``) would leave the global CUDA seed changed.
+    """
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        yield
+
+
+@contextlib.contextmanager
 def _torch_seed(seed: int | None):
-    """Seed torch's CPU generator inside the block and restore it afterwards."""
+    """Seed torch inside the block and restore every generator afterwards."""
     if seed is None:
         yield
         return
-    with torch.random.fork_rng(devices=[]):
+    with _fork_rng():
         torch.manual_seed(seed)
         yield
 
 
-class EpochMetric(Callback):
-    """Record an error metric per epoch, on the training and on the validation batches.
+def _mae(net, X, y) -> float:
+    """Mean absolute error in the original target units (``y`` arrives standardised)."""
+    y = net.target_scaler_.inverse_transform(np.asarray(y, dtype=np.float64).reshape(len(y), -1))
+    return float(np.mean(np.abs(net.predict(X).reshape(y.shape) - y)))
 
-    For regression (``kind="mae"``) the mean absolute error in the original target units
-    (the net's ``target_scale_`` undoes the standardisation); for classification
-    (``kind="acc"``) the accuracy. Entries ``train_<kind>`` and ``valid_<kind>`` are added to
-    the history. Training batches are scored as they are trained on (train-mode forward), like
-    ``train_loss``.
 
-    Parameters
-    ----------
-    kind : {"mae", "acc"}, default="mae"
+def _accuracy(net, X, y) -> float:
+    """Accuracy against the class codes ``y`` (``predict`` returns labels)."""
+    return float(np.mean(net.predict(X) == net.classes_[np.asarray(y, dtype=np.int64)]))
+
+
+class _CosineLR(LRScheduler):
+    """skorch's ``LRScheduler`` with a cosine from ``lr`` to 0 over each ``fit``.
+
+    skorch continues a schedule from the history's length, so a warm-started ``fit`` would
+    start at the cosine's far end and climb back to ``lr``; here every ``fit`` starts its own
+    schedule from the optimizer's initial learning rates, and :meth:`resume` moves it to
+    the epoch an interrupted run had reached.
     """
 
-    def __init__(self, kind: str = "mae"):
-        self.kind = kind
-
     def on_train_begin(self, net, **kwargs):
-        if self.kind not in ("mae", "acc"):
-            raise ValueError(f"kind={self.kind!r} is not one of ['acc', 'mae']")
-        self.scale_ = None
-        if self.kind == "mae":
-            self.scale_ = torch.as_tensor(net.target_scale_, dtype=torch.float32)
+        for group in net.optimizer_.param_groups:
+            group["lr"] = group.pop("initial_lr", group["lr"])
+        super().on_train_begin(net, **kwargs)
 
-    def on_epoch_begin(self, net, **kwargs):
-        self.sums_ = {True: [0.0, 0], False: [0.0, 0]}
+    def resume(self, net, done: int) -> None:
+        """Continue at epoch ``done`` of the schedule (the optimizer was restored)."""
+        for group in net.optimizer_.param_groups:
+            group["lr"] = group["initial_lr"]
+        self.lr_scheduler_ = self._get_scheduler(net, self.policy_, **self.kwargs)
+        with warnings.catch_warnings():  # stepping the schedule alone is the point here
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+            for _ in range(done):
+                self.lr_scheduler_.step()
 
-    def on_batch_end(self, net, batch, training, y_pred=None, **kwargs):
-        if y_pred is None:
+
+class _FiniteLoss(Callback):
+    """Stop at the first non-finite loss with an error that says where and what to try."""
+
+    def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
+        if loss is None or bool(torch.isfinite(loss).all()):
             return
-        y = batch[1].to(y_pred.device)
-        y_pred = y_pred.detach()
-        if self.kind == "mae":
-            err = float(((y_pred - y).abs() * self.scale_.to(y_pred.device)).sum())
-            count = y.numel()
-        else:
-            err = float((y_pred.argmax(dim=1) == y).sum())
-            count = y.shape[0]
-        self.sums_[training][0] += err
-        self.sums_[training][1] += count
-
-    def on_epoch_end(self, net, **kwargs):
-        for training, prefix in [(True, "train"), (False, "valid")]:
-            total, count = self.sums_[training]
-            if count:
-                net.history.record(f"{prefix}_{self.kind}", total / count)
+        epoch = len(net.history)
+        which = "training" if training else "validation"
+        raise FloatingPointError(
+            f"{type(net).__name__}: the {which} loss became {float(loss)} in epoch {epoch} "
+            f"(batch {len(net.history[-1]['batches'])}): training diverged. Try a lower lr "
+            f"(now {net.lr:g}) or module__batchnorm=True"
+        )
 
 
 class _CGCNNMixin:
     """What CGCNNRegressor and CGCNNClassifier share (data handling, seeding, persistence)."""
 
     _metric = "mae"
+    _scoring = staticmethod(_mae)
+
+    _parameter_constraints: dict = {
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "max_epochs": [Interval(Integral, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1})],
+        "patience": [Interval(Integral, 1, None, closed="left"), None],
+        "train_split": [StrOptions({"auto"}), None, callable],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "device": [str, torch.device, None],
+    }
 
     # ---- construction helpers -------------------------------------------------------------
     @staticmethod
@@ -161,11 +214,23 @@ class _CGCNNMixin:
             return None
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
+    def _validate_constraints(self) -> None:
+        """Check ``_parameter_constraints`` (scikit-learn's validation), at the start of fit.
+
+        Not through ``_fit_context``: it calls ``_validate_params``, which skorch overrides
+        with its own check of ``prefix__name`` arguments, valid only once the module exists.
+        """
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            self.get_params(deep=False),
+            caller_name=type(self).__name__,
+        )
+
     # ---- skorch hooks ---------------------------------------------------------------------
     def _callback_settings(self) -> tuple:
         """The parameters the default callbacks are derived from (compared to detect changes)."""
         return (
-            ("has_valid", self.train_split not in (None, False)),
+            ("has_valid", self.train_split is not None),
             ("patience", self.patience),
             ("max_epochs", self.max_epochs),
             ("verbose", bool(self.verbose)),
@@ -173,18 +238,24 @@ class _CGCNNMixin:
 
     def get_default_callbacks(self):
         settings = dict(self._callback_settings())
-        callbacks = list(super().get_default_callbacks())
-        callbacks = [(n, cb) for n, cb in callbacks if n not in ("valid_acc", "print_log")]
-        callbacks.append((self._metric, EpochMetric(self._metric)))
-        callbacks.append(
-            (
-                "lr_scheduler",
-                LRScheduler(
-                    policy=torch.optim.lr_scheduler.CosineAnnealingLR,
-                    T_max=max(settings["max_epochs"], 1),
-                ),
+        defaults = dict(super().get_default_callbacks())
+        callbacks = [(n, defaults[n]) for n in ("epoch_timer", "train_loss", "valid_loss")]
+        callbacks.append(("finite_loss", _FiniteLoss()))
+        # scored on the predictions cached while training (no second forward pass); the
+        # training side, like train_loss, in train mode
+        for on_train, prefix in [(True, "train"), (False, "valid")]:
+            name = f"{prefix}_{self._metric}"
+            scoring = EpochScoring(
+                self._scoring, lower_is_better=self._metric == "mae", on_train=on_train,
+                name=name,
             )
+            callbacks.append((name, scoring))
+        cosine = _CosineLR(
+            policy=torch.optim.lr_scheduler.CosineAnnealingLR,
+            T_max=max(settings["max_epochs"], 1),
+            last_epoch=-1,
         )
+        callbacks.append(("lr_scheduler", cosine))
         # max_epochs=0 trains nothing, so there is nothing to stop (nor a best epoch to restore)
         if settings["patience"] is not None and settings["max_epochs"] > 0:
             callbacks.append(
@@ -198,7 +269,7 @@ class _CGCNNMixin:
                     ),
                 )
             )
-        callbacks += [(n, cb) for n, cb in super().get_default_callbacks() if n == "print_log"]
+        callbacks.append(("print_log", defaults["print_log"]))
         return callbacks
 
     def initialize_callbacks(self):
@@ -273,6 +344,7 @@ class _CGCNNMixin:
         kwargs = self.get_params_for("module")
         if isinstance(self.module, torch.nn.Module):  # a built module is used as given
             self.module_ = self.initialized_instance(self.module, kwargs)
+            self._fresh_module = False
             return self
         inferred = self._module_dims()
         if inferred is None:
@@ -292,6 +364,8 @@ class _CGCNNMixin:
                     )
                 kwargs[key] = value
         self.module_ = self.initialized_instance(self.module, kwargs)
+        # random weights until a callback or load_params gives it others (PretrainedInit asks)
+        self._fresh_module = True
         return self
 
     def _module_dims(self) -> dict | None:
@@ -327,26 +401,6 @@ class _CGCNNMixin:
                 f"X has {len(graphs)} graphs but y has {len(y)} rows: they must match"
             )
 
-    def _check_params(self) -> None:
-        """The few parameters skorch does not check itself, checked at the start of fit."""
-        def is_int(value) -> bool:
-            return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-        if not is_int(self.max_epochs) or self.max_epochs < 0:
-            raise ValueError(
-                f"max_epochs must be a non-negative integer (0: no training), got "
-                f"{self.max_epochs!r}"
-            )
-        if not is_int(self.batch_size) or (self.batch_size < 1 and self.batch_size != -1):
-            raise ValueError(
-                f"batch_size must be a positive integer or -1 (one batch), got "
-                f"{self.batch_size!r}"
-            )
-        if self.patience is not None and (
-            not isinstance(self.patience, (int, np.integer)) or self.patience < 1
-        ):
-            raise ValueError(f"patience must be a positive integer or None, got {self.patience!r}")
-
     def fit(self, X, y, **fit_params):
         """Fit on crystal graphs.
 
@@ -371,8 +425,13 @@ class _CGCNNMixin:
         ``verbose`` and ``callbacks`` when any of them changed since the previous fit.
         ``max_epochs=0`` trains nothing: the estimator is fitted (module built, targets
         learned, callbacks' ``on_train_begin``/``on_train_end`` run) with untouched weights.
+
+        Each ``fit`` runs its own cosine schedule from ``lr`` down to 0 over ``max_epochs``.
+        When a callback restores the history of an interrupted run at the start of training
+        (skorch's ``LoadInitState`` with a ``Checkpoint``), the fit resumes it instead: it
+        trains the epochs that run had left, at the learning rates it would have used.
         """
-        self._check_params()
+        self._validate_constraints()
         y = self._check_y(y)
         keep = bool(self.warm_start and self.initialized_ and hasattr(self, "n_outputs_"))
         graphs = self._validate_X(X, reset=not keep)
@@ -388,6 +447,7 @@ class _CGCNNMixin:
                 self.initialize()
             else:
                 self._sync_callbacks()
+            self._history_at_start = self.history_
             super().partial_fit(graphs, y_internal, **fit_params)
         return self
 
@@ -400,14 +460,37 @@ class _CGCNNMixin:
         """
         if not self.initialized_ or not hasattr(self, "n_outputs_"):
             return self.fit(X, y, **fit_params)
-        self._check_params()
+        self._validate_constraints()
         self._sync_callbacks()
         y = self._check_y(y)
         graphs = self._validate_X(X, reset=False)
         self._check_len(graphs, y)
         self._split_seed_ = self._seed()
+        self._history_at_start = self.history_
         super().partial_fit(graphs, self._encode_targets(y), **fit_params)
         return self
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's loop; resumes a run whose history ``on_train_begin`` restored.
+
+        ``LoadInitState`` replaces the history (and module, optimizer) from a checkpoint in
+        ``on_train_begin``; its last row says how far that run's schedule had got.
+        """
+        epochs = self.max_epochs if epochs is None else epochs
+        done = 0
+        if self.history_ is not getattr(self, "_history_at_start", self.history_):
+            done = int(self.history_[-1].get("fit_epoch", 0)) if len(self.history_) else 0
+            scheduler = dict(self.callbacks_).get("lr_scheduler")
+            if done and isinstance(scheduler, _CosineLR):
+                scheduler.resume(self, done)
+        self._fit_epoch_offset = done - len(self.history_)
+        return super().fit_loop(X, y, epochs=max(epochs - done, 0), **fit_params)
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_begin(net, dataset_train=dataset_train, dataset_valid=dataset_valid,
+                               **kwargs)
+        # the epoch's place in its fit's schedule, which a resumed run continues from
+        self.history_.record("fit_epoch", self._fit_epoch_offset + len(self.history_))
 
     def _check_y(self, y) -> np.ndarray:
         if y is None:
@@ -463,9 +546,24 @@ class _CGCNNMixin:
         )
 
     def _raw_outputs(self, X) -> np.ndarray:
+        """skorch's ``predict_proba`` (``predict_nonlinearity`` applied); finite, or an error.
+
+        ``X`` may also be a dataset: skorch's scoring callbacks pass the training split.
+        """
         self.check_is_fitted()
-        graphs = self._validate_X(X, reset=False)
-        return self.forward(graphs, training=False).numpy()
+        if not is_dataset(X):
+            X = self._validate_X(X, reset=False)
+        out = super().predict_proba(X)
+        bad = ~np.isfinite(out.reshape(len(out), -1)).all(axis=1)
+        if bad.any():
+            weights = all(bool(torch.isfinite(w).all()) for w in self.module_.parameters())
+            raise FloatingPointError(
+                f"{type(self).__name__}: non-finite outputs for {int(bad.sum())} of {len(out)} "
+                f"crystals (first X[{int(np.flatnonzero(bad)[0])}]); "
+                + ("the weights are finite: check those crystals' graphs" if weights else
+                   "the weights are not finite (training diverged): refit with a lower lr")
+            )
+        return out
 
     # ---- persistence ----------------------------------------------------------------------
     def save_params(self, f_params=None, use_safetensors=False, **kwargs):
@@ -488,23 +586,82 @@ class _CGCNNMixin:
         torch.save(state, f_params)
         return None
 
-    def load_params(self, f_params=None, use_safetensors=False, **kwargs):
-        """skorch's ``load_params``; a file from :meth:`save_params` restores ``fit``'s state."""
-        if f_params is None or use_safetensors:
-            return super().load_params(
-                f_params=f_params, use_safetensors=use_safetensors, **kwargs
-            )
+    def load_params(self, f_params=None, use_safetensors=False, checkpoint=None, **kwargs):
+        """skorch's ``load_params``; a file from :meth:`save_params` restores ``fit``'s state.
+
+        ``checkpoint`` (a skorch ``Checkpoint``, as ``LoadInitState`` passes it) is expanded
+        into its files, so its ``f_params`` file is read like any other. A file that is
+        truncated, not a torch file, or holds weights of another architecture raises a
+        ``ValueError`` naming the file and what is wrong with it.
+        """
+        if checkpoint is not None:
+            # as skorch does: the history first, its rows name the files (FileNotFoundError
+            # on a first run, which LoadInitState ignores)
+            if kwargs.get("f_history") is None and checkpoint.f_history is not None:
+                self.history = History.from_file(checkpoint.f_history_)
+            files = checkpoint.get_formatted_files(self)
+            files.pop("f_pickle", None)
+            files.update({k: v for k, v in kwargs.items() if v is not None})
+            kwargs = files
+            f_params = f_params if f_params is not None else kwargs.pop("f_params", None)
+        if f_params is not None and not use_safetensors:
+            self._load_module_file(f_params)
+        else:
+            kwargs["f_params"] = f_params
+        # skorch loads the other files; one at a time, so an error can name the bad one
+        for key, value in kwargs.items():
+            if value is None:
+                continue
+            try:
+                super().load_params(use_safetensors=use_safetensors, **{key: value})
+            except FileNotFoundError:
+                raise
+            except Exception as exc:
+                name = getattr(value, "name", value)
+                raise ValueError(
+                    f"{key}={name}: cannot be loaded (truncated, or a file of another kind or "
+                    f"another model?): {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                ) from exc
+            if key == "f_params":
+                self._fresh_module = False
+        return None
+
+    def _load_module_file(self, f_params) -> None:
+        """Read a ``save_params`` file: module weights and, when present, what fit learned."""
+        name = getattr(f_params, "name", f_params)
         load_kwargs = self.torch_load_kwargs or {"weights_only": True}
-        state = torch.load(f_params, map_location=self.device, **load_kwargs)
-        meta = state.pop(_META_KEY, None)
-        if meta is not None:
+        try:
+            state = torch.load(f_params, map_location=self.device, **load_kwargs)
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError...
+            raise ValueError(
+                f"{name} is not a readable save_params file (truncated or not written by "
+                f"torch.save?): {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            ) from exc
+        meta = state.pop(_META_KEY, None) if isinstance(state, dict) else None
+        if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+            keys = sorted(map(str, state))[:4] if isinstance(state, dict) else []
+            raise ValueError(
+                f"{name} holds a {type(state).__name__} (keys {keys}), not the module "
+                "state_dict that save_params(f_params=...) writes"
+            )
+        # (re)build only when needed: inside fit (LoadInitState) a rebuild would replace the
+        # optimizer and callbacks that training is using
+        same = self.initialized_ and hasattr(self, "n_outputs_") and self._fit_meta() == meta
+        if meta is not None and not same:
             self._initialize_from_meta(meta)
         elif not self.initialized_:
             self.initialize()
-        self.module_.load_state_dict(state)
-        if any(v is not None for v in kwargs.values()):
-            super().load_params(use_safetensors=use_safetensors, **kwargs)
-        return None
+        try:
+            self.module_.load_state_dict(state)
+        except RuntimeError as exc:
+            lines = " ".join(ln.strip() for ln in str(exc).splitlines())
+            raise ValueError(
+                f"{name} does not fit {type(self).__name__}'s module (other module__ "
+                f"parameters than when it was saved?): {lines[:400]}"
+            ) from exc
+        self._fresh_module = False
 
 
 class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
@@ -526,7 +683,9 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
         Its parameters via ``optimizer__<name>`` (e.g. ``optimizer__weight_decay``).
     lr : float, default=3e-3
         Initial learning rate, annealed to 0 over ``max_epochs`` (cosine schedule, the
-        ``lr_scheduler`` callback).
+        ``lr_scheduler`` callback); every ``fit``, also a warm-started one, runs its own
+        schedule from ``lr``. A loss that becomes NaN or infinite stops training with a
+        ``FloatingPointError`` naming the epoch and batch (lower ``lr``, or batchnorm on).
     max_epochs : int, default=100
         Epochs per ``fit``. ``0`` trains nothing: ``fit`` only learns the target
         standardisation and builds the module (random weights, or those a callback such as
@@ -561,11 +720,15 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
         ``(dmin, step, radius)`` of the training graphs.
     n_outputs_ : int
         Number of targets.
+    target_scaler_ : sklearn.preprocessing.StandardScaler
+        Standardisation learned from ``y`` (a constant target gets scale 1).
     target_mean_, target_scale_ : ndarray of shape (n_outputs_,)
-        Standardisation learned from ``y``.
+        Its ``mean_`` and ``scale_``.
     history_ : skorch.History
         Per epoch: ``train_loss``, ``valid_loss`` (standardised units), ``train_mae``,
-        ``valid_mae`` (original units), ``event_lr`` (learning rate), ``dur``.
+        ``valid_mae`` (original units, skorch ``EpochScoring`` on the predictions made while
+        training, with ``*_best`` flags), ``event_lr`` (learning rate), ``fit_epoch`` (the
+        epoch's place in its fit's schedule, which a resumed fit continues from), ``dur``.
 
     See Also
     --------
@@ -632,25 +795,28 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
     def _check_y(self, y) -> np.ndarray:
         y = super()._check_y(y)
         y = check_array(
-            y, ensure_2d=False, dtype=np.float64, input_name="y", ensure_all_finite=True
+            y, ensure_2d=False, dtype=np.float64, input_name="y", ensure_all_finite=False
         )
         if y.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}")
+        _check_finite(y)
         return y
+
+    # the scaler is the state; these two are its mean_ and scale_ (a constant target: scale 1)
+    target_mean_ = property(lambda self: self.target_scaler_.mean_)
+    target_scale_ = property(lambda self: self.target_scaler_.scale_)
 
     def _learn_targets(self, y: np.ndarray) -> None:
         self.target_ndim_ = y.ndim
         y2 = y.reshape(len(y), -1)
         self.n_outputs_ = y2.shape[1]
-        self.target_mean_ = y2.mean(axis=0)
-        std = y2.std(axis=0)
-        self.target_scale_ = np.where(std > 0, std, 1.0)
+        self.target_scaler_ = StandardScaler().fit(y2)
 
     def _encode_targets(self, y: np.ndarray) -> np.ndarray:
         y2 = y.reshape(len(y), -1)
         if y2.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {y2.shape[1]} targets, the model {self.n_outputs_}")
-        return ((y2 - self.target_mean_) / self.target_scale_).astype(np.float32)
+        return self.target_scaler_.transform(y2).astype(np.float32)
 
     def predict(self, X) -> np.ndarray:
         """Predict targets in the original units.
@@ -660,7 +826,8 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
         ndarray of shape (n_samples,) or (n_samples, n_targets)
             1-D when ``y`` was 1-D in ``fit``.
         """
-        out = self._raw_outputs(X).astype(np.float64) * self.target_scale_ + self.target_mean_
+        raw = self._raw_outputs(X).astype(np.float64)
+        out = self.target_scaler_.inverse_transform(raw)
         return out.ravel() if self.target_ndim_ == 1 else out
 
     def _fit_meta(self) -> dict:
@@ -731,8 +898,11 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
             )
         self._set_graph_dims(n_atom_features, gaussian)
         self.n_outputs_ = int(mean.size)
-        self.target_mean_ = mean.copy()
-        self.target_scale_ = scale.copy()
+        # a StandardScaler as fit would leave it, from its documented fitted attributes
+        scaler = StandardScaler()
+        scaler.mean_, scaler.scale_, scaler.var_ = mean.copy(), scale.copy(), scale**2
+        scaler.n_features_in_, scaler.n_samples_seen_ = int(mean.size), 0
+        self.target_scaler_ = scaler
         self.target_ndim_ = ndim
         return self._initialize_seeded()
 
@@ -768,6 +938,9 @@ class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
         ``"auto"``: a stratified random 10 % validation split drawn from ``random_state``.
     random_state : int, RandomState or None, default=None
         Seeds initialisation, batch order and split; ``None``: random.
+    classes : array-like of shape (n_classes,) or None, default=None
+        skorch's parameter: the labels in module output order, for when a ``y`` may lack
+        some of them (a small fold). ``None``: the sorted labels found in ``y``.
     verbose : int, default=0
     device : str, default="cpu"
     **kwargs
@@ -802,6 +975,11 @@ class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
     """
 
     _metric = "acc"
+    _scoring = staticmethod(_accuracy)
+    _parameter_constraints: dict = {
+        **_CGCNNMixin._parameter_constraints,
+        "classes": ["array-like", None],
+    }
 
     def __init__(
         self,
@@ -815,12 +993,14 @@ class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
         patience: int | None = 20,
         train_split="auto",
         random_state=None,
+        classes=None,
         verbose: int = 0,
         device: str = "cpu",
         **kwargs,
     ):
         super().__init__(
             module,
+            classes=classes,
             criterion=criterion,
             optimizer=optimizer,
             lr=lr,
@@ -857,36 +1037,46 @@ class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
 
     def _check_y(self, y) -> np.ndarray:
         y = column_or_1d(super()._check_y(y), warn=True)
-        if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
-            raise ValueError("Input y contains NaN or infinity")
+        if y.dtype.kind in "fc":
+            _check_finite(y)
         return y
 
     def _learn_targets(self, y: np.ndarray) -> None:
-        classes = np.unique(y)
+        if self.classes is None:
+            classes = np.unique(y)
+        else:  # skorch's ``classes``: the labels in output order, also those y lacks
+            classes = np.asarray(self.classes)
+            if classes.ndim != 1 or len(np.unique(classes)) != len(classes):
+                raise ValueError(f"classes must be a list of unique labels, got {self.classes!r}")
         if len(classes) < 2:
             raise ValueError(
-                f"{type(self).__name__} needs at least 2 classes in y, got {list(classes)}"
+                f"{type(self).__name__} needs at least 2 classes in y, got {classes.tolist()}"
             )
         self.fitted_classes_ = classes
         self.n_outputs_ = len(classes)
 
     def _encode_targets(self, y: np.ndarray) -> np.ndarray:
-        codes = np.searchsorted(self.fitted_classes_, y)
-        codes = np.minimum(codes, len(self.fitted_classes_) - 1)
-        unseen = self.fitted_classes_[codes] != y
+        classes = self.fitted_classes_
+        order = np.argsort(classes, kind="stable")
+        pos = np.minimum(np.searchsorted(classes[order], y), len(classes) - 1)
+        codes = order[pos]
+        unseen = classes[codes] != y
         if np.any(unseen):
             i = int(np.flatnonzero(unseen)[0])
             value = y[i].item() if isinstance(y[i], np.generic) else y[i]
+            where = "seen in fit" if self.classes is None else "given in classes="
             raise ValueError(
-                f"y[{i}] = {value!r} is not one of the classes seen in fit "
-                f"{self.fitted_classes_.tolist()}"
+                f"y[{i}] = {value!r} is not one of the classes {where} {classes.tolist()}"
             )
         return codes.astype(np.int64)
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
-        logits = torch.from_numpy(self._raw_outputs(X))
-        return torch.softmax(logits, dim=1).numpy()
+        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order.
+
+        skorch's ``predict_proba``: its ``predict_nonlinearity`` (the softmax for
+        ``CrossEntropyLoss``) applied to the module's logits.
+        """
+        return self._raw_outputs(X)
 
     def predict(self, X) -> np.ndarray:
         """Most probable class label per crystal, shape (n_samples,)."""

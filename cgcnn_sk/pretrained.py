@@ -37,7 +37,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, is_classifier
 from sklearn.pipeline import Pipeline
 from skorch.callbacks import Callback
 
-from ._estimators import CGCNNClassifier, CGCNNRegressor
+from ._estimators import CGCNNClassifier, CGCNNRegressor, _fork_rng
 from ._featurizer import CrystalGraphError, CrystalGraphFeaturizer
 from ._graph import CrystalGraph, CrystalGraphs, gaussian_centers
 
@@ -55,10 +55,6 @@ _SUFFIX = ".pth.tar"
 
 #: Graph settings of the reference implementation, used when a checkpoint does not record them.
 _REFERENCE_GRAPH = {"radius": 8.0, "max_num_nbr": 12, "dmin": 0.0, "step": 0.2}
-
-#: Attribute set on a module whose weights came from a checkpoint: the ``(mean, scale)`` in
-#: which its regression output is currently expressed (see :class:`PretrainedInit`).
-_OUTPUT_SCALE_ATTR = "_cgcnn_sk_output_scale"
 
 
 @dataclass(frozen=True)
@@ -189,7 +185,11 @@ def _torch_load(path: Path, trust: bool) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "Unsupported global" not in str(exc):  # not a pickle of allowed objects at all
-            raise ValueError(f"{path.name} is not a readable torch checkpoint") from exc
+            reason = str(exc).splitlines()[0][:200]
+            raise ValueError(
+                f"{path.name} is not a readable torch checkpoint (truncated, or not written "
+                f"by torch.save?): {reason}"
+            ) from exc
         first = next(ln for ln in str(exc).splitlines() if "Unsupported global" in ln)
         raise ValueError(
             f"{path.name}: the checkpoint holds Python objects beyond tensors and numbers, "
@@ -197,7 +197,10 @@ def _torch_load(path: Path, trust: bool) -> Any:
             f"trust the file, call load(..., trust_pickle=True). ({first.strip()[:200]})"
         ) from exc
     except (RuntimeError, EOFError, OSError) as exc:
-        raise ValueError(f"{path.name} is not a readable torch checkpoint: {exc}") from exc
+        raise ValueError(
+            f"{path.name} is not a readable torch checkpoint (truncated, or not written by "
+            f"torch.save?): {str(exc).splitlines()[0][:200]}"
+        ) from exc
 
 
 def _tensor_float(value: Any, what: str, path: Path) -> float:
@@ -353,19 +356,18 @@ class PretrainedInit(Callback):
         return f"<PretrainedInit checkpoint={os.fspath(self.checkpoint)!r}>"
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        module = net.module_
-        current = getattr(module, _OUTPUT_SCALE_ATTR, None)
-        regression = not isinstance(net, CGCNNClassifier)
-        if current is None or not net.warm_start:
-            path, _ = _resolve(self.checkpoint)
-            ckpt = _read_checkpoint(path, self.trust_pickle)
-            _load_weights(module, ckpt, type(net).__name__)
-            current = ([ckpt.mean], [ckpt.std])
-        if regression:
-            new = (net.target_mean_, net.target_scale_)
-            _rescale_head(module, current, new)
-            current = tuple(np.asarray(v, dtype=np.float64).tolist() for v in new)
-        setattr(module, _OUTPUT_SCALE_ATTR, current)
+        # A warm fit continues from weights that came from the checkpoint (load(), an
+        # earlier fit, or load_params of a fine-tuned file): they already predict in the
+        # net's own target scaling. Only random weights are replaced.
+        if net.warm_start and not getattr(net, "_fresh_module", True):
+            return
+        path, _ = _resolve(self.checkpoint)
+        ckpt = _read_checkpoint(path, self.trust_pickle)
+        _load_weights(net.module_, ckpt, type(net).__name__)
+        net._fresh_module = False
+        if not isinstance(net, CGCNNClassifier):
+            _rescale_head(net.module_, ([ckpt.mean], [ckpt.std]),
+                          (net.target_mean_, net.target_scale_))
 
 
 def _load_weights(module: torch.nn.Module, ckpt: _Checkpoint, who: str) -> None:
@@ -639,10 +641,10 @@ def load(
                 "reference format has one target and one normalizer"
             )
         targets = {"target_mean": ckpt.mean, "target_scale": ckpt.std}
-    with torch.random.fork_rng(devices=[]):  # the throw-away random init leaves RNGs alone
+    with _fork_rng():  # the throw-away random init leaves the RNGs alone
         net.initialize_for(**dims, **targets)
     _load_weights(net.module_, ckpt, estimator_cls.__name__)
-    setattr(net.module_, _OUTPUT_SCALE_ATTR, ([ckpt.mean], [ckpt.std]))
+    net._fresh_module = False
     net.module_.eval()
 
     pad_step = ReferencePadding() if padding == "reference" else "passthrough"

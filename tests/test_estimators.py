@@ -178,11 +178,142 @@ def test_no_validation_split_and_no_early_stopping(data):
     assert "early_stopping" not in dict(net.callbacks_)
 
 
-def test_early_stopping_stops(data):
+class _WeightsPerEpoch(Callback):
+    """Keep a copy of the module's weights at the end of every epoch."""
+
+    def on_train_begin(self, net, **kwargs):
+        self.states_ = []
+
+    def on_epoch_end(self, net, **kwargs):
+        self.states_.append({k: v.clone() for k, v in net.module_.state_dict().items()})
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(data):
     _, graphs, y = data
-    net = CGCNNRegressor(max_epochs=50, patience=1, lr=0.5, random_state=0, **SMALL)
+    keep = _WeightsPerEpoch()
+    net = CGCNNRegressor(max_epochs=50, patience=2, lr=0.5, random_state=0,
+                         callbacks=[("keep", keep)], **SMALL)
     net.fit(graphs, y)
-    assert len(net.history) < 50
+    losses = net.history[:, "valid_loss"]
+    assert len(losses) < 50
+    best = int(np.argmin(losses))
+    assert best < len(losses) - 1  # the weights at the end are not the best ones
+    for key, value in net.module_.state_dict().items():
+        torch.testing.assert_close(value, keep.states_[best][key], rtol=0, atol=0)
+
+
+class _FixedSplit:
+    """A skorch train_split with known validation rows."""
+
+    def __init__(self, valid):
+        self.valid = valid
+
+    def __call__(self, dataset, y=None, **kwargs):
+        train = [i for i in range(len(dataset)) if i not in self.valid]
+        return (torch.utils.data.Subset(dataset, train),
+                torch.utils.data.Subset(dataset, list(self.valid)))
+
+
+def test_valid_mae_and_accuracy_are_in_original_units_and_labels(data):
+    """The history's valid_mae / valid_acc equal what predict gives on the validation rows."""
+    _, graphs, y = data
+    valid = [1, 4, 7, 12, 18]
+    net = CGCNNRegressor(max_epochs=2, patience=None, train_split=_FixedSplit(valid),
+                         random_state=0, **SMALL).fit(graphs, 1000.0 * y)
+    mae = np.mean(np.abs(net.predict(graphs[valid]) - 1000.0 * y[valid]))
+    assert net.history[-1, "valid_mae"] == pytest.approx(mae, rel=1e-5)
+    assert net.history[-1, "train_mae"] > 1.0  # original units (standardised: ~0.5-1)
+    labels = np.where(y > np.median(y), "large", "small")
+    clf = CGCNNClassifier(max_epochs=2, patience=None, train_split=_FixedSplit(valid),
+                          random_state=0, **SMALL).fit(graphs, labels)
+    acc = np.mean(clf.predict(graphs[valid]) == labels[valid])
+    assert clf.history[-1, "valid_acc"] == pytest.approx(acc)
+
+
+def test_each_warm_fit_runs_its_own_cosine_schedule(data):
+    # The reported bug: skorch continues a schedule from the history's length, so the second
+    # fit ran the cosine's second half-period, from 0 back up to lr.
+    _, graphs, y = data
+    net = CGCNNRegressor(max_epochs=4, lr=1e-3, patience=None, warm_start=True,
+                         random_state=0, **SMALL)
+    cosine = 1e-3 * (1 + np.cos(np.pi * np.arange(4) / 4)) / 2  # 1, .85, .5, .15 (x lr)
+    net.fit(graphs, y)
+    np.testing.assert_allclose(net.history[:, "event_lr"], cosine, rtol=1e-6)
+    net.fit(graphs, y)
+    np.testing.assert_allclose(net.history[4:, "event_lr"], cosine, rtol=1e-6)
+    assert net.history[:, "fit_epoch"] == [1, 2, 3, 4, 1, 2, 3, 4]
+
+
+def test_seeding_forks_the_cuda_generators_too(monkeypatch):
+    # torch.manual_seed seeds every CUDA device as well; fork_rng(devices=[]) restored only
+    # the CPU generator, leaving the global CUDA seed changed. Without a GPU: check the
+    # devices handed to fork_rng.
+    from cgcnn_sk import _estimators
+
+    seen = []
+    real = torch.random.fork_rng
+
+    def spy(devices=None, **kwargs):
+        seen.append(devices)
+        return real(devices=[], **kwargs)
+
+    monkeypatch.setattr(torch.random, "fork_rng", spy)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with _estimators._fork_rng():
+        pass
+    assert seen == [[0, 1]]
+
+
+def test_diverging_training_stops_with_one_clear_error(data):
+    _, graphs, y = data
+    net = CGCNNRegressor(lr=1e4, module__batchnorm=False, max_epochs=10, random_state=0,
+                         **SMALL)
+    with pytest.raises(FloatingPointError,
+                       match=r"CGCNNRegressor: the (training|validation) loss became (nan|inf) "
+                             r"in epoch 1 \(batch \d+\): training diverged\. Try a lower lr "
+                             r"\(now 10000\) or module__batchnorm=True"):
+        net.fit(graphs, y)
+
+
+@pytest.mark.filterwarnings("ignore:One or more of the test scores are non-finite")
+def test_grid_search_records_a_diverging_candidate_as_failed(data):
+    from sklearn.exceptions import FitFailedWarning
+
+    _, graphs, y = data
+    net = CGCNNRegressor(max_epochs=2, module__batchnorm=False, random_state=0, **SMALL)
+    search = GridSearchCV(net, {"lr": [1e-3, 1e4]}, cv=KFold(2), error_score=np.nan,
+                          scoring="neg_mean_absolute_error")
+    with pytest.warns(FitFailedWarning, match=r"(?s)2 fits failed.*training diverged"):
+        search.fit(graphs, y)
+    scores = search.cv_results_["mean_test_score"]
+    assert np.isfinite(scores[0]) and np.isnan(scores[1])
+
+
+def test_predict_with_non_finite_outputs_raises(data, fitted):
+    _, graphs, _ = data
+    net = pickle.loads(pickle.dumps(fitted))
+    with torch.no_grad():
+        net.module_.fc_out.bias.fill_(float("nan"))
+    with pytest.raises(FloatingPointError,
+                       match=r"non-finite outputs for 20 of 20 crystals \(first X\[0\]\); "
+                             r"the weights are not finite"):
+        net.predict(graphs)
+
+
+def test_skorch_classes_parameter_fixes_the_outputs(data):
+    # The reported bug: classes= was ignored and the labels found in y used instead.
+    _, graphs, y = data
+    labels = np.where(y > np.median(y), "large", "small")
+    clf = CGCNNClassifier(classes=["small", "large", "huge"], max_epochs=1, random_state=0,
+                          **SMALL).fit(graphs, labels)
+    assert clf.classes_.tolist() == ["small", "large", "huge"]
+    assert clf.module_.fc_out.out_features == 3
+    proba = clf.predict_proba(graphs)
+    assert proba.shape == (20, 3)
+    np.testing.assert_array_equal(clf.predict(graphs), clf.classes_[proba.argmax(axis=1)])
+    with pytest.raises(ValueError, match=r"y\[0\] = 'tiny' is not one of the classes given"):
+        CGCNNClassifier(classes=["small", "large"], max_epochs=1).fit(graphs, ["tiny"] * 20)
 
 
 def test_module_params_are_routed(data):
@@ -298,12 +429,33 @@ def test_bad_module_parameter_lists_choices(data):
     net = CGCNNRegressor(module__activation="swish", max_epochs=1)
     with pytest.raises(ValueError, match=r"activation='swish' is not one of \['elu'"):
         net.fit(graphs, y)
-    with pytest.raises(ValueError, match="max_epochs must be a non-negative integer"):
-        CGCNNRegressor(max_epochs=-1).fit(graphs, y)
-    with pytest.raises(ValueError, match="max_epochs must be a non-negative integer"):
-        CGCNNRegressor(max_epochs=2.0).fit(graphs, y)
-    with pytest.raises(ValueError, match=r"batch_size must be a positive integer or -1"):
-        CGCNNRegressor(batch_size=0).fit(graphs, y)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"max_epochs": -1}, r"'max_epochs' parameter of CGCNNRegressor must be an int in the "
+                             r"range \[0, inf\)\. Got -1"),
+        ({"max_epochs": 2.0}, r"'max_epochs' parameter .* Got 2\.0"),
+        ({"batch_size": 0}, r"'batch_size' parameter .* int in the range \[1, inf\) or .*-1"),
+        ({"patience": 0}, r"'patience' parameter .* range \[1, inf\) or None\. Got 0"),
+        ({"lr": 0.0}, r"'lr' parameter .* range \(0\.0, inf\)\. Got 0\.0"),
+        ({"train_split": "valid"}, r"'train_split' parameter .* \{'auto'\}, None or a callable"),
+        ({"random_state": "seed"}, r"'random_state' parameter .* Got 'seed'"),
+    ],
+)
+def test_bad_parameters_named_in_fit(data, params, message):
+    """scikit-learn's constraint check names the estimator, the parameter and the value."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    _, graphs, y = data
+    net = CGCNNRegressor(**params)  # __init__ only stores
+    with pytest.raises(InvalidParameterError, match=message):
+        net.fit(graphs, y)
+    # set_params then fit is checked again, in the classifier too
+    clf = CGCNNClassifier(max_epochs=1).set_params(**params)
+    with pytest.raises(InvalidParameterError, match=message.replace("Regressor", "Classifier")):
+        clf.fit(graphs, y > np.median(y))
 
 
 def test_other_featurizer_at_predict(data, fitted):
@@ -338,7 +490,7 @@ def test_classifier_binary_string_labels(data):
     np.testing.assert_array_equal(pred, clf.classes_[proba.argmax(axis=1)])
     for key in ("train_loss", "valid_loss", "train_acc", "valid_acc"):
         assert key in clf.history[-1]
-    assert 0.0 <= clf.score(graphs, labels) <= 1.0
+    assert clf.score(graphs, labels) == np.mean(pred == labels)
 
 
 def test_classifier_multiclass_pickle_and_save(tmp_path, data):
@@ -515,12 +667,12 @@ def test_warm_start_rebuilds_callbacks_after_set_params(data):
 def test_partial_fit_rebuilds_changed_callbacks_and_keeps_unchanged_ones(data):
     _, graphs, y = data
     net = CGCNNRegressor(max_epochs=1, random_state=0, **SMALL).fit(graphs, y)
-    metric = dict(net.callbacks_)["mae"]
+    metric = dict(net.callbacks_)["train_mae"]
     net.partial_fit(graphs, y)  # nothing changed: the same callback objects
-    assert dict(net.callbacks_)["mae"] is metric
+    assert dict(net.callbacks_)["train_mae"] is metric
     net.set_params(train_split=None)
     net.partial_fit(graphs, y)  # would raise KeyError 'valid_loss' with stale callbacks
-    assert dict(net.callbacks_)["mae"] is not metric
+    assert dict(net.callbacks_)["train_mae"] is not metric
     assert "valid_loss" not in net.history[-1] and len(net.history) == 3
 
 

