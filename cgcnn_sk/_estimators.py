@@ -176,8 +176,9 @@ class _FiniteLoss(Callback):
             return
         epoch = len(net.history)
         which = "training" if training else "validation"
+        value = float(loss.detach())
         raise FloatingPointError(
-            f"{type(net).__name__}: the {which} loss became {float(loss)} in epoch {epoch} "
+            f"{type(net).__name__}: the {which} loss became {value} in epoch {epoch} "
             f"(batch {len(net.history[-1]['batches'])}): training diverged. Try a lower lr "
             f"(now {net.lr:g}) or module__batchnorm=True"
         )
@@ -677,8 +678,11 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
     module : torch.nn.Module class, default=CGCNN
         Built with ``n_atom_fea``, ``n_bond_fea``, ``n_out`` from the data and every
         ``module__<name>`` parameter (``module__pooling="max"``, ``module__n_conv=4``...).
-    criterion : torch loss class, default=torch.nn.MSELoss
-        Applied to the standardised targets.
+    criterion : torch loss class, default=torch.nn.L1Loss
+        Applied to the standardised targets. The mean absolute error matches the metric
+        materials benchmarks report and is robust to heavy-tailed targets: on jdft2d it
+        scored 44.4 meV/atom against 52.4 for MSE-era defaults in a 3-fold validation inside
+        Matbench fold 0's training rows (``benchmarks/recipe_search.py``).
     optimizer : torch optimizer class, default=torch.optim.AdamW
         Its parameters via ``optimizer__<name>`` (e.g. ``optimizer__weight_decay``).
     lr : float, default=3e-3
@@ -686,18 +690,22 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
         ``lr_scheduler`` callback); every ``fit``, also a warm-started one, runs its own
         schedule from ``lr``. A loss that becomes NaN or infinite stops training with a
         ``FloatingPointError`` naming the epoch and batch (lower ``lr``, or batchnorm on).
-    max_epochs : int, default=100
-        Epochs per ``fit``. ``0`` trains nothing: ``fit`` only learns the target
-        standardisation and builds the module (random weights, or those a callback such as
-        :class:`~cgcnn_sk.pretrained.PretrainedInit` loads at the start of training).
+    max_epochs : int, default=300
+        Epochs per ``fit`` (the cosine schedule spans them). ``0`` trains nothing: ``fit``
+        only learns the target standardisation and builds the module (random weights, or
+        those a callback such as :class:`~cgcnn_sk.pretrained.PretrainedInit` loads at the
+        start of training).
     batch_size : int, default=64
-    patience : int or None, default=20
+    patience : int or None, default=None
         Early stopping: stop when the validation loss (the training loss without a
         validation split) has not improved for this many epochs and restore the best
         weights. ``None`` trains for ``max_epochs``.
-    train_split : "auto", None or callable, default="auto"
-        ``"auto"``: a random 10 % validation split drawn from ``random_state``. ``None``: no
-        validation. Any skorch split (e.g. ``skorch.dataset.ValidSplit(5)``) also works.
+    train_split : "auto", None or callable, default=None
+        ``None``: train on all of ``y`` for ``max_epochs`` (the recipe: a fixed budget on the
+        whole training set beat early stopping on a 10 % split, see ``criterion``).
+        ``"auto"``: a random 10 % validation split drawn from ``random_state``, for
+        validation curves (``valid_loss``, ``valid_mae``) and early stopping with
+        ``patience``. Any skorch split (e.g. ``skorch.dataset.ValidSplit(5)``) also works.
     random_state : int, RandomState or None, default=None
         Seeds the weight initialisation, the batch order and the validation split: two fits
         with the same integer give identical predictions on CPU. ``None``: random.
@@ -725,10 +733,11 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
     target_mean_, target_scale_ : ndarray of shape (n_outputs_,)
         Its ``mean_`` and ``scale_``.
     history_ : skorch.History
-        Per epoch: ``train_loss``, ``valid_loss`` (standardised units), ``train_mae``,
-        ``valid_mae`` (original units, skorch ``EpochScoring`` on the predictions made while
-        training, with ``*_best`` flags), ``event_lr`` (learning rate), ``fit_epoch`` (the
-        epoch's place in its fit's schedule, which a resumed fit continues from), ``dur``.
+        Per epoch: ``train_loss``, ``valid_loss`` (standardised units; ``valid_*`` with a
+        split), ``train_mae``, ``valid_mae`` (original units, skorch ``EpochScoring`` on the
+        predictions made while training, with ``*_best`` flags), ``event_lr`` (learning
+        rate), ``fit_epoch`` (the epoch's place in its fit's schedule, which a resumed fit
+        continues from), ``dur``.
 
     See Also
     --------
@@ -762,13 +771,13 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
         self,
         module=CGCNN,
         *,
-        criterion=torch.nn.MSELoss,
+        criterion=torch.nn.L1Loss,
         optimizer=torch.optim.AdamW,
         lr: float = 3e-3,
-        max_epochs: int = 100,
+        max_epochs: int = 300,
         batch_size: int = 64,
-        patience: int | None = 20,
-        train_split="auto",
+        patience: int | None = None,
+        train_split=None,
         random_state=None,
         verbose: int = 0,
         device: str = "cpu",

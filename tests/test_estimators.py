@@ -53,9 +53,10 @@ def data():
 
 @pytest.fixture(scope="module")
 def fitted(data):
-    """A small regressor fitted for 3 epochs (don't refit)."""
+    """A small regressor fitted for 3 epochs with a validation split (don't refit)."""
     _, graphs, y = data
-    return CGCNNRegressor(max_epochs=3, random_state=0, **SMALL).fit(graphs, y)
+    return CGCNNRegressor(max_epochs=3, train_split="auto", random_state=0, **SMALL).fit(
+        graphs, y)
 
 
 def scaled_structures(n_scales=5, seed=0):
@@ -191,8 +192,8 @@ class _WeightsPerEpoch(Callback):
 def test_early_stopping_stops_and_restores_the_best_weights(data):
     _, graphs, y = data
     keep = _WeightsPerEpoch()
-    net = CGCNNRegressor(max_epochs=50, patience=2, lr=0.5, random_state=0,
-                         callbacks=[("keep", keep)], **SMALL)
+    net = CGCNNRegressor(max_epochs=50, patience=2, lr=0.5, train_split="auto",
+                         random_state=0, callbacks=[("keep", keep)], **SMALL)
     net.fit(graphs, y)
     losses = net.history[:, "valid_loss"]
     assert len(losses) < 50
@@ -267,8 +268,9 @@ def test_seeding_forks_the_cuda_generators_too(monkeypatch):
 
 def test_diverging_training_stops_with_one_clear_error(data):
     _, graphs, y = data
+    # MSE: the squared error overflows at once (L1 grows only linearly, diverging later)
     net = CGCNNRegressor(lr=1e4, module__batchnorm=False, max_epochs=10, random_state=0,
-                         **SMALL)
+                         criterion=torch.nn.MSELoss, train_split="auto", **SMALL)
     with pytest.raises(FloatingPointError,
                        match=r"CGCNNRegressor: the (training|validation) loss became (nan|inf) "
                              r"in epoch 1 \(batch \d+\): training diverged\. Try a lower lr "
@@ -281,7 +283,8 @@ def test_grid_search_records_a_diverging_candidate_as_failed(data):
     from sklearn.exceptions import FitFailedWarning
 
     _, graphs, y = data
-    net = CGCNNRegressor(max_epochs=2, module__batchnorm=False, random_state=0, **SMALL)
+    net = CGCNNRegressor(max_epochs=2, module__batchnorm=False, random_state=0,
+                         criterion=torch.nn.MSELoss, **SMALL)
     search = GridSearchCV(net, {"lr": [1e-3, 1e4]}, cv=KFold(2), error_score=np.nan,
                           scoring="neg_mean_absolute_error")
     with pytest.warns(FitFailedWarning, match=r"(?s)2 fits failed.*training diverged"):
@@ -640,7 +643,8 @@ def test_warm_start_rebuilds_callbacks_after_set_params(data):
     # validation split; after set_params(train_split=None) the next fit raised
     # KeyError 'valid_loss'.
     _, graphs, y = data
-    net = CGCNNRegressor(max_epochs=1, warm_start=True, random_state=0, **SMALL).fit(graphs, y)
+    net = CGCNNRegressor(max_epochs=1, warm_start=True, train_split="auto", patience=20,
+                         random_state=0, **SMALL).fit(graphs, y)
     module = net.module_
     assert dict(net.callbacks_)["early_stopping"].monitor == "valid_loss"
     net.set_params(train_split=None)
@@ -666,7 +670,8 @@ def test_warm_start_rebuilds_callbacks_after_set_params(data):
 
 def test_partial_fit_rebuilds_changed_callbacks_and_keeps_unchanged_ones(data):
     _, graphs, y = data
-    net = CGCNNRegressor(max_epochs=1, random_state=0, **SMALL).fit(graphs, y)
+    net = CGCNNRegressor(max_epochs=1, train_split="auto", random_state=0, **SMALL).fit(
+        graphs, y)
     metric = dict(net.callbacks_)["train_mae"]
     net.partial_fit(graphs, y)  # nothing changed: the same callback objects
     assert dict(net.callbacks_)["train_mae"] is metric

@@ -187,5 +187,7 @@ def test_fit_of_a_killed_process_resumes_from_its_last_checkpoint(data, tmp_path
     assert resumed.history[:, "fit_epoch"] == [1, 2, 3, 4, 5, 6]
     np.testing.assert_allclose(resumed.history[:, "event_lr"], full.history[:, "event_lr"],
                                rtol=1e-12)
-    assert resumed.history[:3, "train_loss"] == full.history[:3, "train_loss"]
+    # two processes: the same losses up to float32 summation order
+    np.testing.assert_allclose(resumed.history[:3, "train_loss"], full.history[:3, "train_loss"],
+                               rtol=1e-5)
     assert torch.isfinite(torch.as_tensor(resumed.predict(graphs))).all()
