@@ -126,7 +126,7 @@ def load_atom_table(
 
     Examples
     --------
-    >>> from cgcnn_sk._atoms import load_atom_table
+    >>> from cgcnn_sk import load_atom_table
     >>> table = load_atom_table("cgcnn")
     >>> table.shape, table.dtype.name
     ((101, 92), 'float32')
