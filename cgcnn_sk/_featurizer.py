@@ -399,6 +399,8 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         radius, m = float(self.radius), int(self.max_num_nbr)
         n = len(structures)
         errors: dict[int, str] = {}
+        allowed = np.zeros(256, dtype=bool)  # by Z (pymatgen's go to 118): in the table
+        allowed[self.elements_] = True
         with _gc_paused():
             items: dict[int, tuple] = {}  # position -> (key, numbers, lattice, cart, pbc)
             for pos, s in enumerate(structures):
@@ -406,7 +408,7 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
                     errors[pos] = str(s)
                     continue
                 try:
-                    items[pos] = self._read(s)
+                    items[pos] = self._read(s, allowed)
                 except _BadItem as exc:
                     errors[pos] = str(exc)
                 except Exception as exc:  # a broken object that passed as a Structure
@@ -431,25 +433,29 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
             raise CrystalGraphError([(p, ids[p], errors[p]) for p in sorted(errors)], n)
         return CrystalGraphs(graphs)
 
-    def _read(self, s) -> tuple:
+    def _read(self, s, allowed: np.ndarray) -> tuple:
         """Read a Structure through pymatgen's public API: ``(content key, atomic numbers,
         lattice, Cartesian coordinates, pbc)``; a :class:`_BadItem` names what is wrong."""
         if len(s) == 0:
             raise _BadItem("empty structure (no sites)")
-        if not s.is_ordered:
+        try:
+            species = s.species  # pymatgen raises AttributeError for a disordered site
+        except AttributeError:
             bad = [i for i, site in enumerate(s) if not site.is_ordered]
+            if not bad:
+                raise
             desc = ", ".join(f"site {i} ({s[i].species})" for i in bad[:3])
             more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
             raise _BadItem(
                 f"disordered (partially occupied) site(s): {desc}{more}; CGCNN needs exactly "
                 "one element per site (order the structure first)"
-            )
-        numbers = np.array(s.atomic_numbers, dtype=np.int16)
-        unknown = np.setdiff1d(numbers, self.elements_)
+            ) from None
+        numbers = np.array([sp.Z for sp in species], dtype=np.int16)
+        unknown = np.unique(numbers[~allowed[numbers]])
         if unknown.size:
-            first = {int(z): i for i, z in reversed(list(enumerate(numbers.tolist())))}
-            raise _BadItem("; ".join(
-                self._element_problem(int(z), s[first[int(z)]].specie) for z in unknown
+            raise _BadItem("; ".join(  # each unknown element named by its first site
+                self._element_problem(int(z), species[int(np.argmax(numbers == z))])
+                for z in unknown
             ))
         lattice = np.asarray(s.lattice.matrix, dtype=np.float64)
         # pymatgen's own Cartesian coordinates: bit for bit what get_neighbor_list searches
