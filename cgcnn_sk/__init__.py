@@ -1,13 +1,13 @@
 """cgcnn_sk: Crystal Graph Convolutional Neural Networks as scikit-learn estimators.
 
 The data flow reads top to bottom: structures -> :class:`CrystalGraphFeaturizer` -> graphs ->
-batches (``_collate``) -> :class:`CGCNN` (torch) -> :class:`CGCNNRegressor` /
+batches (:mod:`cgcnn_sk.graph`) -> :class:`CGCNN` (torch) -> :class:`CGCNNRegressor` /
 :class:`CGCNNClassifier` (skorch) -> studies and reports. Data loaders live in
 :mod:`cgcnn_sk.datasets`, random-forest baselines in :mod:`cgcnn_sk.baselines`, reference
 checkpoints in :mod:`cgcnn_sk.pretrained`.
 """
 
-from . import baselines, datasets
+from . import baselines, datasets, graph
 from ._atoms import load_atom_table
 from ._ensemble import CGCNNEnsembleRegressor
 from ._estimators import CGCNNClassifier, CGCNNRegressor
@@ -31,5 +31,6 @@ __all__ = [
     "baselines",
     "clear_cache",
     "datasets",
+    "graph",
     "load_atom_table",
 ]

@@ -7,7 +7,7 @@ which crystal each atom belongs to. Padded neighbour slots (``nbr_index == -1``)
 here, so the model never sees them: no fake neighbours, no masks inside the network.
 
 The keys of :func:`collate_graphs`'s dict are the argument names of
-:meth:`cgcnn_sk._module.CGCNN.forward`, so ``model(**collate_graphs(graphs))`` runs a batch.
+:meth:`cgcnn_sk.CGCNN.forward`, so ``model(**collate_graphs(graphs))`` runs a batch.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def gaussian_expand(dist: np.ndarray, gaussian: tuple[float, float, float]) -> n
     """Expand distances on the Gaussian basis of the reference CGCNN.
 
     ``exp(-(d - mu_k)^2 / step^2)`` for the centres ``mu_k`` of
-    :func:`cgcnn_sk._graph.gaussian_centers` (width = step, as the reference).
+    :func:`cgcnn_sk.graph.gaussian_centers` (width = step, as the reference).
 
     Parameters
     ----------
@@ -94,7 +94,7 @@ def collate_graphs(graphs: Sequence[CrystalGraph]) -> dict:
     Examples
     --------
     >>> import numpy as np
-    >>> from cgcnn_sk import CrystalGraph
+    >>> from cgcnn_sk.graph import CrystalGraph, collate_graphs
     >>> g = CrystalGraph(numbers=np.array([1, 1], dtype=np.int16),
     ...                  nbr_index=np.array([[1, -1], [0, -1]], dtype=np.int32),
     ...                  nbr_dist=np.array([[0.74, 0.0], [0.74, 0.0]], dtype=np.float32),

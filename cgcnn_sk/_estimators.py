@@ -753,8 +753,7 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
     --------
     >>> from pymatgen.core import Lattice, Structure
     >>> from sklearn.pipeline import Pipeline
-    >>> from cgcnn_sk._featurizer import CrystalGraphFeaturizer
-    >>> from cgcnn_sk._estimators import CGCNNRegressor
+    >>> from cgcnn_sk import CGCNNRegressor, CrystalGraphFeaturizer
     >>> structures = [Structure(Lattice.cubic(a), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     ...               for a in (4.0, 4.1, 4.2, 4.3, 4.4, 4.5)]
     >>> y = [s.volume for s in structures]
@@ -881,7 +880,7 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
 
         Examples
         --------
-        >>> from cgcnn_sk._estimators import CGCNNRegressor
+        >>> from cgcnn_sk import CGCNNRegressor
         >>> net = CGCNNRegressor(module__n_conv=2).initialize_for(
         ...     n_atom_features=92, gaussian=(0.0, 0.2, 8.0), target_mean=-1.5, target_scale=0.8)
         >>> net.n_bond_features_, net.module_.embedding.in_features
@@ -969,8 +968,7 @@ class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
     --------
     >>> from pymatgen.core import Lattice, Structure
     >>> from sklearn.pipeline import Pipeline
-    >>> from cgcnn_sk._featurizer import CrystalGraphFeaturizer
-    >>> from cgcnn_sk._estimators import CGCNNClassifier
+    >>> from cgcnn_sk import CGCNNClassifier, CrystalGraphFeaturizer
     >>> structures = [Structure(Lattice.cubic(a), [el, "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     ...               for a in (4.1, 4.3) for el in ("Cs", "Tl", "Rb")]
     >>> labels = ["Cs" in s.composition for s in structures]
@@ -1129,7 +1127,7 @@ class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
 
         Examples
         --------
-        >>> from cgcnn_sk._estimators import CGCNNClassifier
+        >>> from cgcnn_sk import CGCNNClassifier
         >>> clf = CGCNNClassifier(module__n_conv=2).initialize_for(
         ...     n_atom_features=92, gaussian=(0.0, 0.2, 8.0), classes=[0, 1])
         >>> clf.classes_.tolist(), clf.module_.fc_out.out_features

@@ -21,7 +21,6 @@ structure, all pairs sorted at once, the ``M`` nearest kept.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,10 +38,8 @@ __all__ = [
 ]
 
 
-# slots: one object per graph (less work for the garbage collector); weakly referenceable
-# (where Python allows it) so that the featurizer can remember re-cuts of a graph
-@dataclass(frozen=True, eq=False, repr=False, slots=True,
-           **({"weakref_slot": True} if sys.version_info >= (3, 11) else {}))
+# slots: one small object per graph (no __dict__ for the garbage collector to traverse)
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
 class CrystalGraph:
     """One crystal as a graph: atoms, their M nearest neighbours and the bond lengths.
 
@@ -166,20 +163,6 @@ class CrystalGraphs(Sequence):
     def nbytes(self) -> int:
         """Bytes stored by all graphs (shared atom tables not counted)."""
         return sum(g.nbytes for g in self.graphs)
-
-    @classmethod
-    def _trusted(cls, numbers, nbr_index, nbr_dist, atom_table, gaussian, id=None):
-        """Build from arrays already checked (the featurizer's hot path): no per-field
-        ``object.__setattr__`` of the frozen dataclass ``__init__``."""
-        g = object.__new__(cls)
-        setattr_ = object.__setattr__
-        setattr_(g, "numbers", numbers)
-        setattr_(g, "nbr_index", nbr_index)
-        setattr_(g, "nbr_dist", nbr_dist)
-        setattr_(g, "atom_table", atom_table)
-        setattr_(g, "gaussian", gaussian)
-        setattr_(g, "id", id)
-        return g
 
     @property
     def n_atoms(self) -> int:
@@ -308,7 +291,7 @@ def find_neighbors(
     Examples
     --------
     >>> import numpy as np
-    >>> from cgcnn_sk._graph import find_neighbors
+    >>> from cgcnn_sk.graph import find_neighbors
     >>> idx, dist = find_neighbors(np.eye(3) * 3.0, np.zeros((1, 3)), radius=5.0, max_num_nbr=8)
     >>> idx[0].tolist(), [round(float(x), 3) for x in dist[0][:7]]
     ([0, 0, 0, 0, 0, 0, 0, 0], [3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 4.243])

@@ -74,7 +74,7 @@ def to_structure(item: Any) -> Structure:
 
     Examples
     --------
-    >>> from cgcnn_sk._structures import to_structure
+    >>> from cgcnn_sk.graph import to_structure
     >>> s = to_structure({"@module": "pymatgen.core.structure", "@class": "Structure",
     ...     "lattice": {"matrix": [[3, 0, 0], [0, 3, 0], [0, 0, 3]]},
     ...     "sites": [{"species": [{"element": "Po", "occu": 1}], "abc": [0, 0, 0]}]})

@@ -9,13 +9,8 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from cgcnn_sk._atoms import (
-    CGCNN_SEGMENTS,
-    MAX_Z,
-    build_cgcnn_table,
-    compare_tables,
-    load_atom_table,
-)
+from cgcnn_sk._atoms import MAX_Z
+from cgcnn_sk.graph import CGCNN_SEGMENTS, build_cgcnn_table, compare_tables, load_atom_table
 
 SHIPPED = resources.files("cgcnn_sk").joinpath("data", "atom_init.json")
 SHIPPED_SHA256 = "cb90bd2257dbf8cfc4e6b2b6d4348d4616e8e9680f1339b1461137032e0f1894"
@@ -134,20 +129,56 @@ def test_segments_add_up_to_92():
         start += n
 
 
-def test_build_cgcnn_table_reproduces_reference():
-    built = build_cgcnn_table()
-    reference = load_atom_table("cgcnn")
-    assert built.shape == reference.shape == (101, 92)
-    summary = compare_tables(built, reference)
-    assert summary["n_entries"] == 9200
-    # measured: 9002 of 9200 entries, 26 of 100 whole vectors; exact segments below
-    assert summary["n_equal"] >= 9002
-    assert summary["n_rows_equal"] >= 26
-    per = summary["per_segment"]
-    for exact in ("group", "period", "block", "first_ionization_energy"):
-        assert per[exact]["elements_equal"] == 100, exact
-    assert per["valence_electrons"]["elements_equal"] >= 99
-    assert per["electronegativity"]["elements_equal"] >= 80
-    assert per["atomic_volume"]["elements_equal"] >= 80
-    assert per["electron_affinity"]["elements_equal"] >= 61
-    assert per["covalent_radius"]["elements_equal"] >= 53
+def _segments(table: np.ndarray) -> dict[str, np.ndarray]:
+    """Per CGCNN segment: the hot column of each element Z = 1..100, -1 where none is hot."""
+    out, start = {}, 0
+    for name, n in CGCNN_SEGMENTS:
+        seg = table[1:, start : start + n]
+        out[name] = np.where(seg.any(axis=1), seg.argmax(axis=1), -1)
+        start += n
+    return out
+
+
+@pytest.fixture(scope="module")
+def rebuilt_and_reference():
+    return _segments(build_cgcnn_table()), _segments(load_atom_table("cgcnn"))
+
+
+def test_rebuilt_table_equals_the_reference_on_its_discrete_segments(rebuilt_and_reference):
+    # group, period, block and the first ionisation energy are reproduced exactly for all
+    # 100 elements; the valence-electron count for all but Pd (4d10 5s0), whose count the
+    # reference takes from another electron configuration than the group rule
+    built, ref = rebuilt_and_reference
+    for name in ("group", "period", "block", "first_ionization_energy"):
+        np.testing.assert_array_equal(built[name], ref[name], err_msg=name)
+    differ = np.flatnonzero(built["valence_electrons"] != ref["valence_electrons"]) + 1
+    assert differ.tolist() == [46]  # Pd
+
+
+@pytest.mark.parametrize(
+    "segment", ["electronegativity", "covalent_radius", "electron_affinity", "atomic_volume"]
+)
+def test_rebuilt_table_bins_continuous_properties_close_to_the_reference(
+    rebuilt_and_reference, segment
+):
+    # these come from pymatgen's element data, not the reference's sources (pymatgen has no
+    # covalent radii: its empirical atomic radius stands in), so bins near an edge differ.
+    # Protected: where both tables have a value, the rebuilt bin is within one bin of the
+    # reference for at least 90 % of the elements (measured 94.6 % for the electron
+    # affinity, 97-99 % for the others; a wrong unit, range or log scale drops far below).
+    built, ref = rebuilt_and_reference
+    both = (built[segment] >= 0) & (ref[segment] >= 0)
+    assert both.sum() >= 70
+    close = np.abs(built[segment][both] - ref[segment][both]) <= 1
+    assert close.mean() >= 0.90
+
+
+def test_compare_tables_counts_equal_entries_rows_and_segments():
+    a = load_atom_table("cgcnn")
+    b = a.copy()
+    b[11, 0] = 1.0 - b[11, 0]  # Na: one entry of its group segment flipped
+    summary = compare_tables(a, b)
+    assert summary["n_entries"] == 9200 and summary["n_equal"] == 9199
+    assert summary["n_rows_equal"] == 99
+    assert summary["per_segment"]["group"] == {"entries_equal": 1899, "elements_equal": 99}
+    assert summary["per_segment"]["period"] == {"entries_equal": 700, "elements_equal": 100}
