@@ -309,7 +309,7 @@ def test_presets_cover_every_sweep():
     quick = PRESETS["quick"]["grids"]
     assert quick["hyperparameters"][0] == {
         "cgcnn__criterion": [torch.nn.MSELoss, torch.nn.L1Loss, torch.nn.HuberLoss]}
-    assert quick["pooling"] == [{"cgcnn__module__pooling": ["mean", "max", "sum"]}]
+    assert quick["pooling"] == [{"cgcnn__module__pooling": ["mean", "max"]}]
     assert quick["activation_batchnorm"][0]["cgcnn__module__batchnorm"] == [True, False]
 
 

@@ -223,7 +223,7 @@ def plot_neighbours(table: pd.DataFrame, unit: str | None = None) -> Figure:
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.subplots()
     ax.errorbar(m.index, m["mean"], yerr=m["std"], fmt="o-", capsize=4, color="tab:blue",
-                     label="test MAE, mean ± std over folds")
+                label="test MAE, mean ± std over folds")
     ax.plot(rows["max_num_nbr"], rows["test_mae"], ".", color="tab:blue", alpha=0.35,
             label="one fold")
     ax.set_xlabel("max_num_nbr M (neighbours per atom)")
