@@ -508,8 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated: all, hyperparameters, neighbours, "
                    "activation_batchnorm, pooling, baseline (default: all)")
     p.add_argument("--preset", choices=["quick", "full"], default="quick",
-                   help="quick (about QUICK_MIN min on 2 cores for all studies on jdft2d) or "
-                   "full (hours); default quick")
+                   help="quick (36 fits of the training recipe on jdft2d: about 12-14 min on "
+                   "2 idle cores, from the CPU time of one fit) or full (hours); default quick")
     p.add_argument("--baseline-cgcnn", choices=["default", "nested"], default="default",
                    help="CGCNN of the baseline study: the preset's fixed default, or a setting "
                    "chosen by nested CV inside each training fold (default: %(default)s)")
