@@ -189,8 +189,7 @@ def test_study_end_to_end_writes_report(csv_file, tmp_path, capsys):
     stdout = capsys.readouterr().out
     assert f"report: {out / 'report.md'}" in stdout
     table = pd.read_csv(out / "results.csv")
-    assert len(table) == 3 * 2 and set(table["setting"]) == {
-        "pooling=mean", "pooling=max", "pooling=sum"}
+    assert len(table) == 2 * 2 and set(table["setting"]) == {"pooling=mean", "pooling=max"}
     assert (table["max_epochs"] == 2).all()
     md = (out / "report.md").read_text()
     assert "**Conclusion.** pooling=" in md and "cgcnn-sk study --data csv:" in md

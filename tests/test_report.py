@@ -29,10 +29,8 @@ def tidy():
     rows = []
     rows += _rows("hyperparameters", "lr=0.001", [60.0, 62.0, 61.0], **base)
     rows += _rows("hyperparameters", "lr=0.003", [50.0, 52.0, 51.0], **base)
-    for m, maes, ft in [(1, [70.0, 71.0, 72.0], 2.5), (4, [55.0, 56.0, 57.0], 0.01),
-                        (12, [50.0, 52.0, 51.0], 0.02)]:
-        rows += [dict(r, featurize_time=ft) for r in
-                 _rows("neighbours", f"max_num_nbr={m}", maes, **{**base, "max_num_nbr": m})]
+    for m, maes in [(1, [70.0, 71.0, 72.0]), (4, [55.0, 56.0, 57.0]), (12, [50.0, 52.0, 51.0])]:
+        rows += _rows("neighbours", f"max_num_nbr={m}", maes, **{**base, "max_num_nbr": m})
     for act in ("softplus", "relu"):
         for bn in (True, False):
             level = 50.0 + 3 * (act == "relu") + 5 * (not bn)
