@@ -22,14 +22,16 @@ import os
 import warnings
 from collections import OrderedDict
 from functools import cache
+from numbers import Integral
 from typing import Any
 
 import numpy as np
-from joblib import Memory, Parallel, delayed
-from sklearn.base import BaseEstimator, TransformerMixin
+from joblib import Memory, Parallel, delayed, effective_n_jobs
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.pipeline import Pipeline
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils.validation import check_is_fitted, check_memory
 
 from ._structures import coerce_structures
 
@@ -54,7 +56,8 @@ _SYMMETRY_FEATURES = [
 ]
 
 # Raw per-structure features shared by every featurizer instance of this process, so clones
-# made by cross_validate / GridSearchCV reuse them. Keys: (feature set, structure key).
+# made by cross_validate / GridSearchCV reuse them; least recently used entries are dropped
+# first. Keys: (feature set, structure key).
 _RAW_CACHE: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 _RAW_CACHE_MAX = 200_000
 
@@ -149,16 +152,6 @@ def _chunk_features(parts, items, memory) -> list:
     return out
 
 
-def _check_memory(memory) -> Memory | None:
-    if memory is None or isinstance(memory, Memory):
-        return memory
-    if isinstance(memory, str | os.PathLike):
-        return Memory(location=os.fspath(memory), verbose=0)
-    raise ValueError(
-        f"memory must be None, a folder path or a joblib.Memory, got {type(memory).__name__}"
-    )
-
-
 class MatminerFeaturizer(TransformerMixin, BaseEstimator):
     """Matminer features of crystal structures, for a scikit-learn pipeline.
 
@@ -222,9 +215,10 @@ class MatminerFeaturizer(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "kind": "a string of feature sets joined by '+', each one of " + ", ".join(FEATURE_SETS),
-        "n_jobs": "None or a non-zero int",
-        "memory": "None, a folder path or a joblib.Memory",
+        "kind": [str],  # its '+'-joined parts are checked by _parts
+        "n_jobs": [Interval(Integral, None, -1, closed="right"),
+                   Interval(Integral, 1, None, closed="left"), None],
+        "memory": [None, str, os.PathLike, HasMethods(["cache"])],
     }
 
     def __init__(self, kind: str = "magpie+scm", *, n_jobs: int | None = None, memory=None):
@@ -233,25 +227,10 @@ class MatminerFeaturizer(TransformerMixin, BaseEstimator):
         self.memory = memory
 
     # -- validation -----------------------------------------------------------------------
-    def _check_params(self) -> tuple[list[str], Memory | None]:
-        if not isinstance(self.kind, str) or not self.kind.strip():
-            raise ValueError(
-                f"kind must be {self._parameter_constraints['kind']}; got {self.kind!r}"
-            )
-        parts = [p.strip() for p in self.kind.split("+")]
-        unknown = [p for p in parts if p not in FEATURE_SETS]
-        if unknown:
-            raise ValueError(
-                f"kind={self.kind!r}: unknown feature set(s) {unknown}; "
-                f"choose from {sorted(FEATURE_SETS)} joined by '+'"
-            )
-        if len(set(parts)) != len(parts):
-            raise ValueError(f"kind={self.kind!r} names a feature set twice")
-        if self.n_jobs is not None and (
-            isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs == 0
-        ):
-            raise ValueError(f"n_jobs must be None or a non-zero int, got {self.n_jobs!r}")
-        return parts, _check_memory(self.memory)
+    def _memory(self) -> Memory | None:
+        memory = check_memory(os.fspath(self.memory) if isinstance(self.memory, os.PathLike)
+                              else self.memory)
+        return None if memory.location is None else memory
 
     # -- featurization --------------------------------------------------------------------
     def _raw(self, X, parts, memory) -> tuple[list[dict[str, np.ndarray]], list[int]]:
@@ -269,6 +248,7 @@ class MatminerFeaturizer(TransformerMixin, BaseEstimator):
             for part in parts:
                 hit = _RAW_CACHE.get((part, key))
                 if hit is not None:
+                    _RAW_CACHE.move_to_end((part, key))  # least recently used goes first
                     rows[i][part] = hit
             if len(rows[i]) < len(parts):
                 todo.append(i)
@@ -276,14 +256,13 @@ class MatminerFeaturizer(TransformerMixin, BaseEstimator):
             missing = sorted({p for i in todo for p in parts if p not in rows[i]},
                              key=parts.index)
             items = [(i, keys[i], structures[i]) for i in todo]
-            n_jobs = 1 if self.n_jobs is None else self.n_jobs
-            if n_jobs == 1 or len(items) < 2:
+            workers = effective_n_jobs(self.n_jobs)
+            if workers == 1 or len(items) < 2:
                 results = _chunk_features(missing, items, memory)
             else:
-                workers = (os.cpu_count() or 1) if n_jobs < 0 else n_jobs
                 n_chunks = min(len(items), 4 * workers)
                 chunks = [items[k::n_chunks] for k in range(n_chunks)]
-                done = Parallel(n_jobs=n_jobs)(
+                done = Parallel(n_jobs=workers)(
                     delayed(_chunk_features)(missing, chunk, memory) for chunk in chunks
                 )
                 results = [r for chunk in done for r in chunk]
@@ -326,7 +305,7 @@ class MatminerFeaturizer(TransformerMixin, BaseEstimator):
         return np.hstack(blocks)
 
     def _fit(self, X, y):
-        parts, memory = self._check_params()
+        parts, memory = _parts(self.kind), self._memory()
         if y is not None:
             n_x, n_y = _length(X, "X"), _length(y, "y")
             if n_x != n_y:
@@ -347,6 +326,7 @@ class MatminerFeaturizer(TransformerMixin, BaseEstimator):
         self.n_features_out_ = len(names)
         return rows
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Check the parameters, featurize ``X`` (filling the cache) and learn ``width_``.
 
@@ -364,6 +344,7 @@ class MatminerFeaturizer(TransformerMixin, BaseEstimator):
         self._fit(X, y)
         return self
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit_transform(self, X, y=None, **fit_params):
         """Fit and return the feature matrix of ``X`` (featurizing it once)."""
         rows = self._fit(X, y)
@@ -381,8 +362,7 @@ class MatminerFeaturizer(TransformerMixin, BaseEstimator):
         features : ndarray of shape (n_samples, n_features_out_), float64
         """
         check_is_fitted(self, "feature_names_out_")
-        _, memory = self._check_params()
-        rows, _ = self._raw(X, self.parts_, memory)
+        rows, _ = self._raw(X, self.parts_, self._memory())
         return self._assemble(rows, self.parts_)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
@@ -392,8 +372,19 @@ class MatminerFeaturizer(TransformerMixin, BaseEstimator):
 
     def citations(self) -> list[str]:
         """BibTeX entries of the matminer featurizers in use (from matminer itself)."""
-        parts, _ = self._check_params()
-        return [c for part in parts for c in _featurizer(part).citations()]
+        return [c for part in _parts(self.kind) for c in _featurizer(part).citations()]
+
+
+def _parts(kind: str) -> list[str]:
+    """The feature sets of a ``kind`` string, or a ValueError naming the bad part."""
+    parts = [p.strip() for p in kind.split("+")]
+    unknown = [p for p in parts if p not in FEATURE_SETS]
+    if unknown:
+        raise ValueError(f"kind={kind!r}: unknown feature set(s) {unknown}; "
+                         f"choose from {sorted(FEATURE_SETS)} joined by '+'")
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"kind={kind!r} names a feature set twice")
+    return parts
 
 
 def _remember(key, value) -> None:
@@ -490,12 +481,11 @@ def make_rf_baseline(
         )
     else:
         raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
+    _parts(kind)  # fail early on a bad kind; fit checks again after set_params
     featurizer = MatminerFeaturizer(kind=kind, n_jobs=n_jobs, memory=memory)
-    featurizer._check_params()  # fail early on a bad kind; fit checks again after set_params
     return Pipeline([("matminer", featurizer), ("rf", forest)])
 
 
 def describe_featurizers(kind: str = "magpie+scm") -> list[str]:
     """Human-readable description of the matminer featurizers behind ``kind`` (for reports)."""
-    parts, _ = MatminerFeaturizer(kind=kind)._check_params()
-    return [f"{part}: {FEATURE_SETS[part]}" for part in parts]
+    return [f"{part}: {FEATURE_SETS[part]}" for part in _parts(kind)]

@@ -297,7 +297,7 @@ def _cmd_study(args, params) -> int:
     result = run_study(
         data.structures, data.y, names, cv=cv, preset=args.preset,
         random_state=args.random_state, n_jobs=n_jobs, params=params, ids=data.ids,
-        verbose=not args.quiet,
+        baseline_cgcnn=args.baseline_cgcnn, verbose=not args.quiet,
         meta={"data": data.name, "target": data.target, "unit": data.unit,
               "command": "cgcnn-sk " + " ".join(args.argv)},
     )
@@ -483,15 +483,15 @@ def _say(args, text: str) -> None:
 
 
 def _preset_help() -> str:
-    from .studies import PRESETS
+    from .studies import PRESETS, _describe
 
     lines = []
     for name, spec in PRESETS.items():
-        base = ", ".join(f"{k}={v}" for k, v in spec["base"].items())
+        base = ", ".join(f"{k}={_describe(v)}" for k, v in spec["base"].items())
         lines.append(f"  preset {name}: cv={spec['cv']}; base {base}")
         for study, grid in spec["grids"].items():
-            g = " + ".join(
-                "{" + ", ".join(f"{k}: {v}" for k, v in part.items()) + "}" for part in grid
+            g = " + ".join("{" + ", ".join(
+                f"{k}: {[_describe(x) for x in v]}" for k, v in part.items()) + "}" for part in grid
             )
             lines.append(f"    {study}: {g}")
         lines.append(f"    baseline: random forest {spec['rf']} on matminer magpie+scm")
@@ -533,8 +533,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated: all, hyperparameters, neighbours, "
                    "activation_batchnorm, pooling, baseline (default: all)")
     p.add_argument("--preset", choices=["quick", "full"], default="quick",
-                   help="quick (about 4-8 min on 2 cores for all studies on jdft2d) or full "
-                   "(about 1.5-2 h); default quick")
+                   help="quick (36 fits of the training recipe on jdft2d: about 12-14 min on "
+                   "2 idle cores, from the CPU time of one fit) or full (hours); default quick")
+    p.add_argument("--baseline-cgcnn", choices=["default", "nested"], default="default",
+                   help="CGCNN of the baseline study: the preset's fixed default, or a setting "
+                   "chosen by nested CV inside each training fold (default: %(default)s)")
     p.add_argument("--cv", type=int, default=None,
                    help="number of folds (default: the preset's; 5 on Matbench data uses the "
                    "official Matbench folds)")

@@ -112,6 +112,16 @@ def test_features_are_cached_by_structure_content(empty_cache, monkeypatch):
         features.transform([_nacl(5.65)])
 
 
+def test_cache_drops_the_least_recently_used_entry(empty_cache, monkeypatch):
+    monkeypatch.setattr(baselines, "_RAW_CACHE_MAX", 2)
+    a, b, c = _nacl(5.6), _nacl(5.7), _nacl(5.8)
+    features = MatminerFeaturizer(kind="density")
+    features.fit([a, b])
+    features.transform([a])  # a is now the most recently used
+    features.transform([c])  # over the bound: b goes (first-in-first-out would drop a)
+    assert list(empty_cache) == [("density", structure_key(a)), ("density", structure_key(c))]
+
+
 def test_disk_cache_serves_a_new_process_cache(tmp_path, empty_cache):
     first = MatminerFeaturizer(memory=tmp_path).fit_transform([_nacl(), _po()])
     assert any(tmp_path.rglob("output.pkl"))
@@ -187,15 +197,25 @@ def test_length_mismatch_fails_before_featurizing(monkeypatch):
     [
         ({"kind": "magpie+foo"}, r"unknown feature set\(s\) \['foo'\]"),
         ({"kind": "scm+scm"}, "names a feature set twice"),
-        ({"kind": ""}, "kind must be a string of feature sets"),
-        ({"n_jobs": 0}, "n_jobs must be None or a non-zero int"),
-        ({"memory": 3}, "memory must be None, a folder path or a joblib.Memory"),
+        ({"kind": ""}, r"unknown feature set\(s\) \[''\]"),
+        ({"kind": 3}, "The 'kind' parameter of MatminerFeaturizer must be an instance of 'str'"),
+        ({"n_jobs": 0}, r"The 'n_jobs' parameter of MatminerFeaturizer must be an int in the "
+                        r"range \(-inf, -1\], an int in the range \[1, inf\) or None. Got 0"),
+        ({"memory": 3}, "The 'memory' parameter of MatminerFeaturizer must be None, an instance "
+                        "of 'str', an instance of 'os.PathLike' or an object implementing 'cache'"),
     ],
 )
 def test_bad_parameters_are_checked_in_fit(params, message):
     features = MatminerFeaturizer().set_params(**params)  # __init__ / set_params accept anything
-    with pytest.raises(ValueError, match=message):
-        features.fit([_nacl()])
+    for call in (features.fit, features.fit_transform):
+        with pytest.raises(ValueError, match=message):
+            call([_nacl()])
+
+
+def test_parameter_constraints_validate_the_defaults():
+    # the constraints are scikit-learn's own (they used to be prose and crashed here)
+    MatminerFeaturizer()._validate_params()
+    MatminerFeaturizer(n_jobs=-1, memory="/tmp/x")._validate_params()
 
 
 def test_factory_rejects_bad_kind_and_task():
@@ -262,9 +282,16 @@ def test_grid_search_over_feature_sets_with_matbench_style_folds(jdft2d_subset):
         cv=folds,
         scoring="neg_mean_absolute_error",
     ).fit(structures, y)
-    assert search.best_params_["matminer__kind"] in {"magpie", "magpie+scm"}
-    assert search.cv_results_["mean_test_score"].shape == (2,)
-    assert search.best_estimator_.named_steps["matminer"].n_features_out_ >= 132
+    # each candidate scores what a plain cross_val_score of that pipeline scores
+    results = search.cv_results_
+    for kind, score in zip(results["param_matminer__kind"], results["mean_test_score"],
+                           strict=True):
+        by_hand = cross_val_score(make_rf_baseline(kind=kind, n_estimators=15, random_state=0),
+                                  structures, y, cv=folds, scoring="neg_mean_absolute_error")
+        assert score == pytest.approx(by_hand.mean())
+    best = search.best_estimator_.named_steps["matminer"]
+    assert best.kind == search.best_params_["matminer__kind"]
+    assert best.n_features_out_ == 132 + best.width_  # Magpie's 132, then the eigenvalues
 
 
 def test_citations_come_from_matminer():

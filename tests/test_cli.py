@@ -112,6 +112,13 @@ def test_bad_arguments_one_line_error(argv, code, message, capsys):
     assert message in _error_line(capsys)
 
 
+def test_study_baseline_cgcnn_choices(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["study", "--baseline-cgcnn", "best"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'best' (choose from 'default', 'nested')" in capsys.readouterr().err
+
+
 def test_non_numeric_target_column(csv_file, capsys):
     assert main(["study", "--data", f"csv:{csv_file}", "--target", "formula"]) == 1
     line = _error_line(capsys)
@@ -182,11 +189,11 @@ def test_study_end_to_end_writes_report(csv_file, tmp_path, capsys):
     stdout = capsys.readouterr().out
     assert f"report: {out / 'report.md'}" in stdout
     table = pd.read_csv(out / "results.csv")
-    assert len(table) == 3 * 2 and set(table["setting"]) == {
-        "pooling=mean", "pooling=max", "pooling=sum"}
+    assert len(table) == 2 * 2 and set(table["setting"]) == {"pooling=mean", "pooling=max"}
     assert (table["max_epochs"] == 2).all()
     md = (out / "report.md").read_text()
     assert "**Conclusion.** pooling=" in md and "cgcnn-sk study --data csv:" in md
+    assert "corrected resampled t-test p = " in md
     assert (out / "study_pooling.png").exists() and (out / "loss_pooling.png").exists()
 
 

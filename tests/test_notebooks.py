@@ -66,7 +66,7 @@ def test_notebook_runs_small(name, tmp_path):
         assert "peak of the 2.82 A bond at mu = 2.8" in text
     if name.startswith("03"):
         assert (tmp_path / "study_report" / "report.html").exists()
-        assert "[baseline] The best CGCNN setting" in text
+        assert "[baseline] CGCNN (preset default: the preset's fixed default" in text
 
 
 def test_notebooks_saved_without_outputs():

@@ -29,10 +29,8 @@ def tidy():
     rows = []
     rows += _rows("hyperparameters", "lr=0.001", [60.0, 62.0, 61.0], **base)
     rows += _rows("hyperparameters", "lr=0.003", [50.0, 52.0, 51.0], **base)
-    for m, maes, ft in [(1, [70.0, 71.0, 72.0], 2.5), (4, [55.0, 56.0, 57.0], 0.01),
-                        (12, [50.0, 52.0, 51.0], 0.02)]:
-        rows += [dict(r, featurize_time=ft) for r in
-                 _rows("neighbours", f"max_num_nbr={m}", maes, **{**base, "max_num_nbr": m})]
+    for m, maes in [(1, [70.0, 71.0, 72.0]), (4, [55.0, 56.0, 57.0]), (12, [50.0, 52.0, 51.0])]:
+        rows += _rows("neighbours", f"max_num_nbr={m}", maes, **{**base, "max_num_nbr": m})
     for act in ("softplus", "relu"):
         for bn in (True, False):
             level = 50.0 + 3 * (act == "relu") + 5 * (not bn)
@@ -74,7 +72,48 @@ def test_summarize_mean_and_std_per_setting(tidy):
     assert (row["mae_min"], row["mae_max"]) == (51.0, 53.0)
     nb = s[s["study"] == "neighbours"]
     assert list(nb["setting"]) == ["max_num_nbr=1", "max_num_nbr=4", "max_num_nbr=12"]
-    assert list(nb["featurize_time"]) == [2.5, 0.01, 0.02]
+    assert (s["n_failed"] == 0).all()
+
+
+def test_summarize_counts_failed_folds_apart():
+    t = pd.DataFrame(_rows("pooling", "pooling=sum", [50.0, np.nan, 52.0]))
+    t["status"] = ["ok", "failed", "ok"]
+    row = report.summarize(t).iloc[0]
+    assert (row["n_folds"], row["n_failed"], row["mae_mean"]) == (2, 1, 51.0)
+
+
+def test_corrected_ttest_hand_computed():
+    # differences 1, 2, 3: mean 2, s^2 = 1; k = 3 and n_test/n_train = 1/2 give
+    # se = sqrt((1/3 + 1/2) * 1) = 0.912871, t = 2.190890 on 2 degrees of freedom; the t(2)
+    # CDF is 1/2 + t / (2 sqrt(2 + t^2)), so p = 1 - t / sqrt(2 + t^2) = 0.159832, and the
+    # 95% interval is 2 -+ 4.302653 * se (t(2) quantile 0.975 from the tables)
+    r = report.corrected_ttest([1.0, 2.0, 3.0], test_train_ratio=0.5)
+    assert r["se"] == pytest.approx(0.912871, abs=1e-6)
+    assert r["t"] == pytest.approx(2.190890, abs=1e-6)
+    assert r["df"] == 2
+    assert r["p_value"] == pytest.approx(0.159832, abs=1e-6)
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((2 - 3.927767, 2 + 3.927767), abs=1e-5)
+    # the uncorrected paired t-test (factor 1/k only) would claim more: t = 3.464, p = 0.074
+    assert r["p_value"] > 0.074
+
+
+def test_corrected_ttest_edge_cases():
+    one = report.corrected_ttest([2.0], test_train_ratio=0.5)
+    assert one["mean"] == 2.0 and np.isnan(one["p_value"]) and np.isnan(one["ci_low"])
+    same = report.corrected_ttest([1.0, 1.0, 1.0], test_train_ratio=0.5)
+    assert same["t"] == np.inf and same["p_value"] == 0.0
+    zero = report.corrected_ttest([0.0, 0.0], test_train_ratio=1.0)
+    assert zero["t"] == 0.0 and zero["p_value"] == 1.0
+
+
+def test_paired_comparison_uses_the_fold_sizes_of_the_table():
+    t = pd.DataFrame(_rows("s", "a", [3.0, 4.0, 5.0]) + _rows("s", "b", [2.0, 2.0, 2.0]))
+    t["n_train"], t["n_test"] = 8, 2
+    c = report.paired_comparison(t, ("s", "cgcnn", "a"), ("s", "cgcnn", "b"))
+    # differences 1, 2, 3 with n_test/n_train = 1/4: se = sqrt(1/3 + 1/4) = 0.763763,
+    # t = 2.618615, p = 1 - t / sqrt(2 + t^2) = 0.120118
+    assert c["t"] == pytest.approx(2.618615, abs=1e-6)
+    assert c["p_value"] == pytest.approx(0.120118, abs=1e-6)
 
 
 def test_paired_comparison_hand_computed(tidy):
@@ -86,7 +125,10 @@ def test_paired_comparison_hand_computed(tidy):
     assert (c["wins_a"], c["wins_b"], c["ties"]) == (2, 1, 0)
     assert c["mean_diff"] == pytest.approx(-1.0)
     assert c["std_diff"] == pytest.approx(2.0)
-    assert c["exceeds_spread"] is False
+    # s^2 = 4, no fold sizes in the table: n_test/n_train = 1/(k-1) = 1/2, se = 1.825742,
+    # t = -0.547723, p = 1 - |t| / sqrt(2 + t^2) = 0.638842
+    assert c["p_value"] == pytest.approx(0.638842, abs=1e-6)
+    assert c["resolved"] is False
 
 
 def test_paired_comparison_unknown_setting_names_it(tidy):
@@ -102,51 +144,69 @@ def test_conclusion_resolved_difference(tidy):
     text = report.conclusion(table, "hyperparameters", UNIT)
     # lr=0.003 beats lr=0.001 by exactly 10 on every fold: std of differences 0 < 10
     assert text.startswith("lr=0.003 is best (mean test MAE 51.0 meV/atom over 3 folds)")
-    assert "runner-up lr=0.001 (61.0 meV/atom) on 3 of 3 folds by 10.0 meV/atom" in text
-    assert "so the difference is resolved" in text
+    assert "runner-up lr=0.001 (61.0 meV/atom) it wins on 3 of 3 folds" in text
+    assert "mean difference -10.0 meV/atom, 95% CI [-10.0, -10.0] meV/atom" in text
+    assert "corrected resampled t-test p = 0.000, so the difference is resolved." in text
 
 
 def test_conclusion_difference_within_spread(tidy):
     table, _, _ = tidy
     text = report.conclusion(table, "pooling", UNIT)
     assert text.startswith("pooling=mean is best")
-    assert "on 2 of 3 folds by 1.00 meV/atom" in text
-    assert "within the fold spread (std of the per-fold differences 2.00 meV/atom)" in text
+    assert "it wins on 2 of 3 folds, mean difference -1.00 meV/atom" in text
+    assert text.endswith("p = 0.639, so these folds do not separate the two.")
+
+
+def test_failed_setting_is_listed_not_scored(tidy):
+    table, _, _ = tidy
+    bad = pd.DataFrame(_rows("pooling", "pooling=sum", [np.nan] * 3))
+    bad["status"], bad["error"] = "failed", "ValueError: non-finite loss at epoch 3"
+    table = pd.concat([table.assign(status="ok", error=""), bad], ignore_index=True)
+    text = report.conclusion(table, "pooling", UNIT)
+    assert text.startswith("pooling=mean is best")  # NaN is not scored as a low MAE
+    assert text.endswith(
+        "Not scored: pooling=sum failed on 3 fold(s) (ValueError: non-finite loss at epoch 3).")
+    figs = report.make_figures(table, unit=UNIT)
+    assert [t.get_text() for t in figs["study_pooling"].axes[0].get_xticklabels()] == [
+        "pooling=mean", "pooling=max"]
 
 
 def test_conclusion_neighbours_reports_cached_featurization(tidy):
     table, _, _ = tidy
     text = report.conclusion(table, "neighbours", UNIT)
     assert text.startswith("max_num_nbr=12 is best")
-    assert text.endswith(
-        "Re-featurizing all structures for each value took 0.0100-2.50 s (cached neighbour "
-        "lists, sliced to M)."
-    )
-    text = report.conclusion(table, "neighbours", UNIT, featurize_first_time=3.0)
-    assert "The neighbour search of all structures took 3.00 s once; re-featurizing them" in text
+    meta = {"featurize_first_time": 3.0, "featurize_widest": {"max_num_nbr": 12}}
+    text = report.conclusion(table, "neighbours", UNIT, meta=meta)
+    assert text.endswith("The neighbour search of all structures ran once (M=12), in 3.00 s; "
+                         "each setting re-cut those graphs inside its fit.")
 
 
 def test_conclusion_baseline_counts_wins(tidy):
     table, _, _ = tidy
     text = report.conclusion(table, "baseline", UNIT)
-    # CGCNN 50, 52, 51 vs RF 49, 55, 54: differences 1, -3, -3 -> mean -5/3, std sqrt(16/3)
-    assert "beats the RF baseline (52.7 meV/atom) on 2 of 3 folds" in text
-    assert "mean difference CGCNN - RF is -1.67 meV/atom" in text
-    assert "fold spread (std of the per-fold differences) of 2.31 meV/atom" in text
-    assert text.endswith("within the fold spread, so these folds do not separate the two models.")
+    # CGCNN 50, 52, 51 vs RF 49, 55, 54: differences 1, -3, -3 -> mean -5/3, s^2 = 16/3,
+    # se = sqrt(5/6 * 16/3) = 2.108185, t = -0.790569, p = 1 - |t| / sqrt(2 + t^2) = 0.512
+    assert text.startswith("CGCNN (lr=0.003: the preset's fixed default, set before any fold")
+    assert "RF magpie+scm baseline (52.7 meV/atom): CGCNN wins on 2 of 3 folds" in text
+    assert "CGCNN - RF mean difference -1.67 meV/atom" in text
+    assert text.endswith("p = 0.512, so these folds do not separate the two models.")
+    nested = report.conclusion(table, "baseline", UNIT,
+                               meta={"baseline_cgcnn": "nested", "inner_cv": 4})
+    assert "chosen per outer fold by an inner 4-fold cross-validation" in nested
 
 
 def test_conclusion_baseline_resolved_in_favour_of_rf():
     t = pd.DataFrame(_rows("baseline", "pooling=max", [60.0, 63.0, 61.0])
                      + _rows("baseline", "RF magpie+scm", [50.0, 52.0, 51.0], model="rf"))
     text = report.conclusion(t, "baseline", UNIT)
-    assert "on 0 of 3 folds" in text and "is 10.3 meV/atom" in text
-    assert text.endswith("larger than the fold spread, so the RF baseline is better on this data.")
+    # differences 10, 11, 10: s^2 = 1/3, se = 0.527046, t = 19.61, p = 0.0026
+    assert "CGCNN wins on 0 of 3 folds, CGCNN - RF mean difference 10.3 meV/atom" in text
+    assert text.endswith("p = 0.003, so the RF baseline is better on this data.")
 
 
 def test_conclusion_single_setting():
     t = pd.DataFrame(_rows("pooling", "pooling=mean", [1.0, 2.0]))
-    assert report.conclusion(t, "pooling").endswith("it is the only setting of this study.")
+    assert report.conclusion(t, "pooling").endswith("it is the only scored setting of this study.")
 
 
 def test_missing_column_is_named():
@@ -183,7 +243,7 @@ def test_make_figures_labels_units_titles_legends(tidy):
         main = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
         assert main[0].get_xlabel(), name  # a twin axis shares the first axis' x label
         if name.startswith("loss_"):  # panels of a row share the y axis and its label
-            assert "loss (MSE on the standardised target, unitless)" == main[0].get_ylabel()
+            assert main[0].get_ylabel() == "training criterion on the standardised target"
         else:
             assert all(ax.get_ylabel() for ax in main), name
         if name.startswith("study_") or name == "parity":
@@ -195,10 +255,8 @@ def test_make_figures_labels_units_titles_legends(tidy):
     assert any(UNIT in ax.get_ylabel() for ax in heat.axes)
     cells = [t.get_text() for t in heat.axes[0].texts]
     assert cells == ["51.0 ± 1.00", "56.0 ± 1.00", "54.0 ± 1.00", "59.0 ± 1.00"]
-    # neighbour curve: error bars at M = 1, 4, 12 and the featurization time on a twin axis
-    nb = figs["study_neighbours"]
-    assert list(nb.axes[0].get_xticks()) == [1, 4, 12]
-    assert nb.axes[1].get_ylabel() == "featurization time (s)"
+    # neighbour curve: error bars at M = 1, 4, 12
+    assert list(figs["study_neighbours"].axes[0].get_xticks()) == [1, 4, 12]
     # loss curves are on a log scale and, for activation x batchnorm, split by batchnorm
     ab = figs["loss_activation_batchnorm"]
     assert [ax.get_title() for ax in ab.axes] == ["batchnorm on", "batchnorm off"]
@@ -232,13 +290,15 @@ def test_write_report_markdown_and_html(tidy, tmp_path):
     for title in report.STUDY_TITLES.values():
         assert f"## {title}" in md
     for study in table["study"].unique():
-        assert report.conclusion(table, study, UNIT) in md
+        assert report.conclusion(table, study, UNIT, meta=meta) in md
+    assert "| cgcnn   | pooling=max  |         3 |          0 |         52 |         1 |" in md
     assert md.count("**Conclusion.**") == 5
     assert "![study_neighbours](study_neighbours.png)" in md
     assert "- **data**: synthetic" in md
     html = paths["html"].read_text()
     assert html.count("data:image/png;base64,") == 10  # every figure embedded
-    assert not re.search(r"src='(?!data:)", html)  # nothing linked from outside
+    assert not re.search(r"src=[\"'](?!data:)", html)  # nothing linked from outside
+    assert "<td>pooling=max</td>" in html and "&lt;" not in md
     for name in ("study_neighbours", "parity", "loss_pooling"):
         assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     back = pd.read_csv(paths["csv"])
