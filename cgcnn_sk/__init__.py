@@ -9,6 +9,7 @@ checkpoints in :mod:`cgcnn_sk.pretrained`.
 
 from . import baselines, datasets
 from ._atoms import load_atom_table
+from ._embedding import CGCNNEmbedder
 from ._estimators import CGCNNClassifier, CGCNNRegressor
 from ._featurizer import CrystalGraphError, CrystalGraphFeaturizer, clear_cache
 from ._graph import CrystalGraph, CrystalGraphs
@@ -19,6 +20,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CGCNN",
     "CGCNNClassifier",
+    "CGCNNEmbedder",
     "CGCNNRegressor",
     "ConvLayer",
     "CrystalGraph",

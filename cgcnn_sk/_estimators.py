@@ -33,6 +33,8 @@ from skorch.dataset import ValidSplit
 from skorch.utils import is_dataset
 
 from ._collate import GraphBatch, GraphDataset, collate_fn
+from ._contributions import site_contributions
+from ._embedding import crystal_embedding
 from ._graph import CrystalGraph, gaussian_centers
 from ._module import CGCNN
 
@@ -506,6 +508,28 @@ class _CGCNNMixin:
             super().load_params(use_safetensors=use_safetensors, **kwargs)
         return None
 
+    # ---- the network as a featurizer (cgcnn_sk._embedding) --------------------------------
+    def transform(self, X, layer: str = "pooled") -> np.ndarray:
+        """The learned crystal vectors, one row per crystal (evaluation mode).
+
+        Parameters
+        ----------
+        X : CrystalGraphs or sequence of CrystalGraph
+        layer : {"pooled", "hidden"}, default="pooled"
+            ``"pooled"``: the pooled atom vectors, the input of the hidden layers (width
+            ``module__atom_fea_len``); ``"hidden"``: the last hidden layer, the input of
+            ``fc_out`` (width ``module__h_fea_len``).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features), float32
+
+        See Also
+        --------
+        cgcnn_sk.CGCNNEmbedder : the same as a transformer step of a Pipeline.
+        """
+        return crystal_embedding(self, X, layer)
+
 
 class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
     """CGCNN regression on crystal graphs, a skorch ``NeuralNetRegressor``.
@@ -742,6 +766,37 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
         if int(meta["target_ndim"]) == 1:
             mean, scale = mean[0], scale[0]
         return {"target_mean": mean, "target_scale": scale}
+
+    def predict_contributions(self, X) -> list[np.ndarray]:
+        """Per-site contributions whose mean (sum) over a crystal's sites is its prediction.
+
+        Needs ``module__readout="atom"`` with ``module__pooling="mean"`` (contributions
+        average to the prediction) or ``"sum"`` (they add up to it); see
+        :mod:`cgcnn_sk._contributions` for why other settings have no exact decomposition.
+
+        Returns
+        -------
+        list of ndarray, one per crystal
+            Shape ``(n_atoms,)`` (``(n_atoms, n_targets)`` for a 2-D ``y``), in the target's
+            units, in site order.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pymatgen.core import Lattice, Structure
+        >>> from cgcnn_sk import CGCNNRegressor, CrystalGraphFeaturizer
+        >>> structures = [Structure(Lattice.cubic(a), ["Cs", "Cl"], [[0, 0, 0], [.5, .5, .5]])
+        ...               for a in (4.0, 4.2, 4.4, 4.6)]
+        >>> graphs = CrystalGraphFeaturizer(radius=6.0).fit_transform(structures)
+        >>> net = CGCNNRegressor(max_epochs=3, train_split=None, random_state=0,
+        ...                      module__readout="atom").fit(graphs, [4.0, 4.2, 4.4, 4.6])
+        >>> sites = net.predict_contributions(graphs)
+        >>> sites[0].shape
+        (2,)
+        >>> bool(np.allclose([s.mean() for s in sites], net.predict(graphs)))
+        True
+        """
+        return site_contributions(self, X)
 
 
 class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
