@@ -12,7 +12,7 @@ Each fold is written to the output JSON as soon as it finishes; a rerun skips fi
 
 Usage (from the repository root)::
 
-    python benchmarks/bench_embedding.py --epochs 100 \
+    PYTHONPATH=. python benchmarks/bench_embedding.py --epochs 100 \
         > benchmarks/results/bench_embedding.log 2>&1
 """
 

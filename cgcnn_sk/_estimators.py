@@ -36,6 +36,7 @@ from ._collate import GraphBatch, GraphDataset, collate_fn
 from ._contributions import site_contributions
 from ._embedding import crystal_embedding
 from ._graph import CrystalGraph, gaussian_centers
+from ._imbalance import class_weights, monitored_callbacks
 from ._module import CGCNN
 
 __all__ = ["CGCNNClassifier", "CGCNNRegressor", "EpochMetric"]
@@ -825,6 +826,17 @@ class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
         Seeds initialisation, batch order and split; ``None``: random.
     verbose : int, default=0
     device : str, default="cpu"
+    class_weight : "balanced", dict or None, default=None
+        Weights of the classes in the loss, as scikit-learn's classifiers take them:
+        ``"balanced"`` weighs class c by ``n_samples / (n_classes * count(c))`` in the ``y``
+        of ``fit``; a dict maps labels to weights (others 1). Passed to the criterion as its
+        ``weight`` (so the validation loss is weighted too); learned in a cold ``fit``.
+    early_stopping_monitor : {"loss", "roc_auc", "balanced_accuracy", "accuracy"}, \
+default="loss"
+        What early stopping watches on the validation split and which epoch's weights it
+        restores: the lowest ``valid_loss``, or the highest score (scored each epoch by a
+        skorch ``EpochScoring`` recorded as ``valid_<name>``; ROC-AUC is one-vs-rest for
+        more than two classes). A score needs a validation split.
     **kwargs
         Any other skorch ``NeuralNet`` parameter.
 
@@ -833,6 +845,8 @@ class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
     module_ : CGCNN
     classes_ : ndarray of shape (n_classes,)
         The class labels seen in ``fit``.
+    class_weight_ : ndarray of shape (n_classes,) or None
+        The criterion's class weights, in ``classes_`` order.
     n_atom_features_, n_bond_features_, gaussian_, n_outputs_
         As in :class:`CGCNNRegressor` (``n_outputs_`` is the number of classes).
     history_ : skorch.History
@@ -872,6 +886,8 @@ class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
         random_state=None,
         verbose: int = 0,
         device: str = "cpu",
+        class_weight=None,
+        early_stopping_monitor: str = "loss",
         **kwargs,
     ):
         super().__init__(
@@ -888,6 +904,8 @@ class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
         )
         self.patience = patience
         self.random_state = random_state
+        self.class_weight = class_weight
+        self.early_stopping_monitor = early_stopping_monitor
 
     @property
     def classes_(self):
@@ -1010,3 +1028,35 @@ class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
     @staticmethod
     def _targets_from_meta(meta: dict) -> dict:
         return {"classes": meta["classes"]}
+
+    # ---- imbalanced classes (cgcnn_sk._imbalance) -----------------------------------------
+    def fit(self, X, y, **fit_params):
+        keep = bool(self.warm_start and self.initialized_ and hasattr(self, "class_weight_"))
+        if not keep:  # before super().fit builds the criterion
+            self.class_weight_ = class_weights(self.class_weight, y)
+        return super().fit(X, y, **fit_params)
+
+    fit.__doc__ = _CGCNNMixin.fit.__doc__
+
+    def initialize_criterion(self):
+        weight = getattr(self, "class_weight_", None)
+        if weight is None:
+            return super().initialize_criterion()
+        kwargs = self.get_params_for("criterion")
+        if "weight" in kwargs:
+            raise ValueError(
+                "class_weight and criterion__weight both set the criterion's class weights: "
+                "give one of them"
+            )
+        kwargs["weight"] = torch.as_tensor(weight, dtype=torch.float32)
+        self.criterion_ = self.initialized_instance(self.criterion, kwargs)
+        return self
+
+    def _callback_settings(self) -> tuple:
+        return (*super()._callback_settings(), ("monitor", self.early_stopping_monitor))
+
+    def get_default_callbacks(self):
+        has_valid = self.train_split not in (None, False)
+        return monitored_callbacks(
+            list(super().get_default_callbacks()), self.early_stopping_monitor, has_valid
+        )
