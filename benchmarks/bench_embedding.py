@@ -9,6 +9,8 @@ RF-on-Magpie+SCM per-fold MAEs (``benchmarks/results/baselines_jdft2d.json``, sa
 forest) are copied in for the comparison.
 
 Each fold is written to the output JSON as soon as it finishes; a rerun skips finished folds.
+Folds can run in separate processes (``--folds 3 4 --out other.json``) and be merged after
+(``--merge other.json``: adds their folds to ``--out``, same configuration only).
 
 Usage (from the repository root)::
 
@@ -35,12 +37,32 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
+def _summarise(record: dict) -> None:
+    """Means over the folds done, in fold order."""
+    record["folds"] = dict(sorted(record["folds"].items()))
+    done = record["folds"].values()
+    for key in ("cgcnn_mae", "rf_pooled_mae", "rf_hidden_mae", "rf_magpie_scm_mae"):
+        record[f"mean_{key}"] = float(np.mean([f[key] for f in done]))
+    record["n_folds_done"] = len(record["folds"])
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--folds", type=int, nargs="*", default=[0, 1, 2, 3, 4])
     parser.add_argument("--out", type=Path, default=RESULTS / "bench_embedding_jdft2d.json")
+    parser.add_argument("--merge", type=Path, nargs="*", default=[])
     args = parser.parse_args(argv)
+    if args.merge:
+        record = json.loads(args.out.read_text())
+        for path in args.merge:
+            other = json.loads(path.read_text())
+            if other["config"] != record["config"]:
+                raise SystemExit(f"{path} was run with another configuration")
+            record["folds"].update(other["folds"])
+        _summarise(record)
+        args.out.write_text(json.dumps(record, indent=2) + "\n")
+        return
 
     structures, y = load_jdft2d()
     graphs = CrystalGraphFeaturizer().fit_transform(structures)
@@ -81,10 +103,7 @@ def main(argv=None) -> None:
             fold[f"rf_{layer}_width"] = int(net.transform(graphs[test[:1]], layer=layer).shape[1])
         record["folds"][str(k)] = fold
         print(k, json.dumps(fold), flush=True)
-        done = record["folds"].values()
-        for key in ("cgcnn_mae", "rf_pooled_mae", "rf_hidden_mae", "rf_magpie_scm_mae"):
-            record[f"mean_{key}"] = float(np.mean([f[key] for f in done]))
-        record["n_folds_done"] = len(record["folds"])
+        _summarise(record)
         args.out.write_text(json.dumps(record, indent=2) + "\n")
 
 
