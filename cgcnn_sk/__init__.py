@@ -9,6 +9,7 @@ checkpoints in :mod:`cgcnn_sk.pretrained`.
 
 from . import baselines, datasets, graph
 from ._atoms import load_atom_table
+from ._embedding import CGCNNEmbedder
 from ._ensemble import CGCNNEnsembleRegressor
 from ._estimators import CGCNNClassifier, CGCNNRegressor
 from ._featurizer import CrystalGraphError, CrystalGraphFeaturizer, clear_cache
@@ -20,6 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CGCNN",
     "CGCNNClassifier",
+    "CGCNNEmbedder",
     "CGCNNEnsembleRegressor",
     "CGCNNRegressor",
     "ConvLayer",

@@ -47,7 +47,10 @@ from skorch.history import History
 from skorch.utils import is_dataset
 
 from ._collate import GraphBatch, GraphDataset, collate_fn
+from ._contributions import site_contributions
+from ._embedding import crystal_embedding
 from ._graph import CrystalGraph, gaussian_centers
+from ._imbalance import class_weights, monitored_callbacks
 from ._module import CGCNN
 
 __all__ = ["CGCNNClassifier", "CGCNNRegressor"]
@@ -664,6 +667,28 @@ class _CGCNNMixin:
             ) from exc
         self._fresh_module = False
 
+    # ---- the network as a featurizer (cgcnn_sk._embedding) --------------------------------
+    def transform(self, X, layer: str = "pooled") -> np.ndarray:
+        """The learned crystal vectors, one row per crystal (evaluation mode).
+
+        Parameters
+        ----------
+        X : CrystalGraphs or sequence of CrystalGraph
+        layer : {"pooled", "hidden"}, default="pooled"
+            ``"pooled"``: the pooled atom vectors, the input of the hidden layers (width
+            ``module__atom_fea_len``); ``"hidden"``: the last hidden layer, the input of
+            ``fc_out`` (width ``module__h_fea_len``).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features), float32
+
+        See Also
+        --------
+        cgcnn_sk.CGCNNEmbedder : the same as a transformer step of a Pipeline.
+        """
+        return crystal_embedding(self, X, layer)
+
 
 class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
     """CGCNN regression on crystal graphs, a skorch ``NeuralNetRegressor``.
@@ -921,6 +946,37 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
             mean, scale = mean[0], scale[0]
         return {"target_mean": mean, "target_scale": scale}
 
+    def predict_contributions(self, X) -> list[np.ndarray]:
+        """Per-site contributions whose mean (sum) over a crystal's sites is its prediction.
+
+        Needs ``module__readout="atom"`` with ``module__pooling="mean"`` (contributions
+        average to the prediction) or ``"sum"`` (they add up to it); see
+        :mod:`cgcnn_sk._contributions` for why other settings have no exact decomposition.
+
+        Returns
+        -------
+        list of ndarray, one per crystal
+            Shape ``(n_atoms,)`` (``(n_atoms, n_targets)`` for a 2-D ``y``), in the target's
+            units, in site order.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pymatgen.core import Lattice, Structure
+        >>> from cgcnn_sk import CGCNNRegressor, CrystalGraphFeaturizer
+        >>> structures = [Structure(Lattice.cubic(a), ["Cs", "Cl"], [[0, 0, 0], [.5, .5, .5]])
+        ...               for a in (4.0, 4.2, 4.4, 4.6)]
+        >>> graphs = CrystalGraphFeaturizer(radius=6.0).fit_transform(structures)
+        >>> net = CGCNNRegressor(max_epochs=3, train_split=None, random_state=0,
+        ...                      module__readout="atom").fit(graphs, [4.0, 4.2, 4.4, 4.6])
+        >>> sites = net.predict_contributions(graphs)
+        >>> sites[0].shape
+        (2,)
+        >>> bool(np.allclose([s.mean() for s in sites], net.predict(graphs)))
+        True
+        """
+        return site_contributions(self, X)
+
 
 class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
     """CGCNN classification on crystal graphs, a skorch ``NeuralNetClassifier``.
@@ -951,6 +1007,17 @@ class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
         some of them (a small fold). ``None``: the sorted labels found in ``y``.
     verbose : int, default=0
     device : str, default="cpu"
+    class_weight : "balanced", dict or None, default=None
+        Weights of the classes in the loss, as scikit-learn's classifiers take them:
+        ``"balanced"`` weighs class c by ``n_samples / (n_classes * count(c))`` in the ``y``
+        of ``fit``; a dict maps labels to weights (others 1). Passed to the criterion as its
+        ``weight`` (so the validation loss is weighted too); learned in a cold ``fit``.
+    early_stopping_monitor : {"loss", "roc_auc", "balanced_accuracy", "accuracy"}, \
+default="loss"
+        What early stopping watches on the validation split and which epoch's weights it
+        restores: the lowest ``valid_loss``, or the highest score (scored each epoch by a
+        skorch ``EpochScoring`` recorded as ``valid_<name>``; ROC-AUC is one-vs-rest for
+        more than two classes). A score needs a validation split.
     **kwargs
         Any other skorch ``NeuralNet`` parameter.
 
@@ -959,6 +1026,8 @@ class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
     module_ : CGCNN
     classes_ : ndarray of shape (n_classes,)
         The class labels seen in ``fit``.
+    class_weight_ : ndarray of shape (n_classes,) or None
+        The criterion's class weights, in ``classes_`` order.
     n_atom_features_, n_bond_features_, gaussian_, n_outputs_
         As in :class:`CGCNNRegressor` (``n_outputs_`` is the number of classes).
     history_ : skorch.History
@@ -1003,6 +1072,8 @@ class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
         classes=None,
         verbose: int = 0,
         device: str = "cpu",
+        class_weight=None,
+        early_stopping_monitor: str = "loss",
         **kwargs,
     ):
         super().__init__(
@@ -1020,6 +1091,8 @@ class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
         )
         self.patience = patience
         self.random_state = random_state
+        self.class_weight = class_weight
+        self.early_stopping_monitor = early_stopping_monitor
 
     @property
     def classes_(self):
@@ -1152,3 +1225,35 @@ class CGCNNClassifier(_CGCNNMixin, NeuralNetClassifier):
     @staticmethod
     def _targets_from_meta(meta: dict) -> dict:
         return {"classes": meta["classes"]}
+
+    # ---- imbalanced classes (cgcnn_sk._imbalance) -----------------------------------------
+    def fit(self, X, y, **fit_params):
+        keep = bool(self.warm_start and self.initialized_ and hasattr(self, "class_weight_"))
+        if not keep:  # before super().fit builds the criterion
+            self.class_weight_ = class_weights(self.class_weight, y)
+        return super().fit(X, y, **fit_params)
+
+    fit.__doc__ = _CGCNNMixin.fit.__doc__
+
+    def initialize_criterion(self):
+        weight = getattr(self, "class_weight_", None)
+        if weight is None:
+            return super().initialize_criterion()
+        kwargs = self.get_params_for("criterion")
+        if "weight" in kwargs:
+            raise ValueError(
+                "class_weight and criterion__weight both set the criterion's class weights: "
+                "give one of them"
+            )
+        kwargs["weight"] = torch.as_tensor(weight, dtype=torch.float32)
+        self.criterion_ = self.initialized_instance(self.criterion, kwargs)
+        return self
+
+    def _callback_settings(self) -> tuple:
+        return (*super()._callback_settings(), ("monitor", self.early_stopping_monitor))
+
+    def get_default_callbacks(self):
+        has_valid = self.train_split not in (None, False)
+        return monitored_callbacks(
+            list(super().get_default_callbacks()), self.early_stopping_monitor, has_valid
+        )

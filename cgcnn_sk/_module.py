@@ -11,7 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "POOLINGS", "CGCNN", "ConvLayer", "uniform_degree"]
+__all__ = [
+    "ACTIVATIONS", "EMBEDDING_LAYERS", "POOLINGS", "READOUTS", "CGCNN", "ConvLayer",
+    "uniform_degree",
+]
 
 ACTIVATIONS = {
     "softplus": nn.Softplus,
@@ -22,6 +25,10 @@ ACTIVATIONS = {
     "leaky_relu": nn.LeakyReLU,
 }
 POOLINGS = ("mean", "max", "sum")
+#: Where the head acts: on the pooled crystal vector (the reference) or on every atom.
+READOUTS = ("crystal", "atom")
+#: The crystal vectors :meth:`CGCNN.embed` returns: pooled atom vectors, last hidden layer.
+EMBEDDING_LAYERS = ("pooled", "hidden")
 
 
 def _activation_factory(activation):
@@ -217,6 +224,12 @@ class CGCNN(nn.Module):
 
         c = pool(v); c = g(conv_to_fc(g(c))); [dropout]; c = g(fc(c)) ...; out = fc_out(c)
 
+    With ``readout="atom"`` the same hidden layers and ``fc_out`` act on every atom vector and
+    the per-atom outputs are pooled (``out = pool(head(v_i))``), as in the paper's site-energy
+    analysis: each prediction is then exactly the mean (or sum) of per-site values
+    (:meth:`site_outputs`). Same parameters, same names; only the order of pooling and head
+    differs.
+
     Parameters
     ----------
     n_atom_fea : int
@@ -244,6 +257,10 @@ default="softplus"
         Number of outputs: targets for regression, classes for classification.
     classification : bool, default=False
         Outputs are class logits (train with ``CrossEntropyLoss``); needs ``n_out >= 2``.
+    readout : {"crystal", "atom"}, default="crystal"
+        ``"crystal"``: pool, then the head (the reference). ``"atom"``: the head on every
+        atom, then pool; a prediction decomposes into site contributions for ``"mean"`` and
+        ``"sum"`` pooling.
 
     Attributes
     ----------
@@ -262,6 +279,15 @@ default="softplus"
     ...             crystal_idx=torch.tensor([0, 0, 1]), n_crystals=2)
     >>> tuple(out.shape)
     (2, 1)
+    >>> site = CGCNN(n_atom_fea=4, n_bond_fea=3, atom_fea_len=8, readout="atom")
+    >>> inputs = dict(atom_fea=torch.rand(3, 4), bond_fea=torch.rand(4, 3),
+    ...               self_idx=torch.tensor([0, 1, 1, 2]), nbr_idx=torch.tensor([1, 0, 2, 1]),
+    ...               crystal_idx=torch.tensor([0, 0, 1]), n_crystals=2)
+    >>> per_atom = site.site_outputs(**{k: v for k, v in inputs.items() if k != "n_crystals"})
+    >>> bool(torch.allclose(site(**inputs)[0], per_atom[:2].mean(dim=0)))
+    True
+    >>> tuple(site.embed(**inputs, layer="hidden").shape)
+    (2, 128)
     """
 
     def __init__(
@@ -278,11 +304,14 @@ default="softplus"
         dropout: float = 0.0,
         n_out: int = 1,
         classification: bool = False,
+        readout: str = "crystal",
     ):
         super().__init__()
         act = _activation_factory(activation)
         if pooling not in POOLINGS:
             raise ValueError(f"pooling={pooling!r} is not one of {list(POOLINGS)}")
+        if readout not in READOUTS:
+            raise ValueError(f"readout={readout!r} is not one of {list(READOUTS)}")
         for name, value, low in [
             ("n_atom_fea", n_atom_fea, 1),
             ("n_bond_fea", n_bond_fea, 1),
@@ -300,6 +329,7 @@ default="softplus"
             raise ValueError(f"classification needs n_out >= 2 classes, got n_out={n_out}")
         self.pooling = pooling
         self.classification = classification
+        self.readout = readout
         self.embedding = nn.Linear(n_atom_fea, atom_fea_len)
         self.convs = nn.ModuleList(
             [ConvLayer(atom_fea_len, n_bond_fea, activation, batchnorm) for _ in range(n_conv)]
@@ -332,14 +362,91 @@ default="softplus"
             Target values (regression) or class logits (classification).
         """
         n_crystals = int(n_crystals)
+        x = self.atom_vectors(atom_fea, bond_fea, self_idx, nbr_idx)
+        if self.readout == "atom":
+            return _pool(self.fc_out(self._hidden(x)), crystal_idx, n_crystals, self.pooling)
+        return self.fc_out(self._hidden(_pool(x, crystal_idx, n_crystals, self.pooling)))
+
+    def atom_vectors(
+        self,
+        atom_fea: torch.Tensor,
+        bond_fea: torch.Tensor,
+        self_idx: torch.Tensor,
+        nbr_idx: torch.Tensor,
+    ) -> torch.Tensor:
+        """The atom vectors after the last convolution, shape (n_atoms, atom_fea_len)."""
         degree = uniform_degree(self_idx, atom_fea.shape[0])
         x = self.embedding(atom_fea)
         for conv in self.convs:
             x = conv(x, bond_fea, self_idx, nbr_idx, degree)
-        crys = _pool(x, crystal_idx, n_crystals, self.pooling)
-        crys = self.conv_to_fc_act2(self.conv_to_fc(self.conv_to_fc_act(crys)))
-        crys = self.dropout(crys)
+        return x
+
+    def _hidden(self, c: torch.Tensor) -> torch.Tensor:
+        """``conv_to_fc`` and the ``n_h - 1`` hidden layers, row by row (crystals or atoms)."""
+        c = self.conv_to_fc_act2(self.conv_to_fc(self.conv_to_fc_act(c)))
+        c = self.dropout(c)
         if hasattr(self, "fcs"):
             for fc, act in zip(self.fcs, self.fc_acts, strict=True):
-                crys = act(fc(crys))
-        return self.fc_out(crys)
+                c = act(fc(c))
+        return c
+
+    def embed(
+        self,
+        atom_fea: torch.Tensor,
+        bond_fea: torch.Tensor,
+        self_idx: torch.Tensor,
+        nbr_idx: torch.Tensor,
+        crystal_idx: torch.Tensor,
+        n_crystals,
+        layer: str = "pooled",
+    ) -> torch.Tensor:
+        """The learned crystal vectors: one row per crystal.
+
+        Parameters
+        ----------
+        atom_fea, bond_fea, self_idx, nbr_idx, crystal_idx, n_crystals
+            As in :meth:`forward`.
+        layer : {"pooled", "hidden"}, default="pooled"
+            ``"pooled"``: the pooled atom vectors, the input of ``conv_to_fc`` (width
+            ``atom_fea_len``). ``"hidden"``: the output of the last hidden layer, the input
+            of ``fc_out`` (width ``h_fea_len``); with ``readout="atom"`` the pooled per-atom
+            hidden vectors.
+
+        Returns
+        -------
+        Tensor of shape (n_crystals, atom_fea_len or h_fea_len)
+        """
+        if layer not in EMBEDDING_LAYERS:
+            raise ValueError(f"layer={layer!r} is not one of {list(EMBEDDING_LAYERS)}")
+        n_crystals = int(n_crystals)
+        x = self.atom_vectors(atom_fea, bond_fea, self_idx, nbr_idx)
+        if layer == "pooled":
+            return _pool(x, crystal_idx, n_crystals, self.pooling)
+        if self.readout == "atom":
+            return _pool(self._hidden(x), crystal_idx, n_crystals, self.pooling)
+        return self._hidden(_pool(x, crystal_idx, n_crystals, self.pooling))
+
+    def site_outputs(
+        self,
+        atom_fea: torch.Tensor,
+        bond_fea: torch.Tensor,
+        self_idx: torch.Tensor,
+        nbr_idx: torch.Tensor,
+        crystal_idx: torch.Tensor | None = None,
+        n_crystals=None,
+    ) -> torch.Tensor:
+        """The head's output on every atom, shape (n_atoms, n_out); needs ``readout="atom"``.
+
+        :meth:`forward` pools these rows with ``pooling``, so for ``"mean"`` (``"sum"``) a
+        crystal's output is the mean (sum) of its atoms' rows. With the default
+        ``readout="crystal"`` the head acts on the pooled vector, after a non-linear
+        activation, so there is no such decomposition and this raises.
+        """
+        if self.readout != "atom":
+            raise ValueError(
+                f"site outputs need readout='atom' (the head applied to every atom, then "
+                f"pooled); this CGCNN has readout={self.readout!r}, whose head acts on the "
+                "pooled vector through non-linear layers, so its prediction is no sum of "
+                "per-site terms"
+            )
+        return self.fc_out(self._hidden(self.atom_vectors(atom_fea, bond_fea, self_idx, nbr_idx)))

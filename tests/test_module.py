@@ -288,6 +288,7 @@ def test_activation_class_and_classification(graphs):
         ({"n_conv": -1}, "n_conv must be an integer >= 0"),
         ({"dropout": 1.5}, r"dropout must be in \[0, 1\)"),
         ({"classification": True}, "classification needs n_out >= 2"),
+        ({"readout": "site"}, r"readout='site' is not one of \['crystal', 'atom'\]"),
     ],
 )
 def test_bad_parameters(kwargs, match):
@@ -326,3 +327,63 @@ def test_block_path_equals_flat_path(training):
     atom = torch.randn(7, 8)
     args = (atom, batch["bond_fea"], batch["self_idx"], batch["nbr_idx"])
     torch.testing.assert_close(conv(*args, degree=4), conv(*args, degree=0))
+
+
+def _inputs(graphs):
+    inputs = collate_graphs(graphs)
+    return inputs, {k: v for k, v in inputs.items() if k not in ("crystal_idx", "n_crystals")}
+
+
+@pytest.mark.parametrize("pooling", ["mean", "sum", "max"])
+def test_atom_readout_pools_the_per_atom_outputs(graphs, pooling):
+    """readout='atom': out = pool over each crystal of head(v_i), written out with numpy."""
+    model = make_model(readout="atom", pooling=pooling, n_h=2, n_out=2)
+    inputs, atom_inputs = _inputs(graphs)
+    with torch.no_grad():
+        per_atom = model.site_outputs(**atom_inputs).numpy()
+        out = model(**inputs).numpy()
+    reduce = {"mean": np.mean, "sum": np.sum, "max": np.max}[pooling]
+    owner = inputs["crystal_idx"].numpy()
+    expected = np.stack([reduce(per_atom[owner == k], axis=0) for k in range(len(graphs))])
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_atom_readout_keeps_the_parameter_names():
+    assert list(CGCNN(92, 41, n_h=2, readout="atom").state_dict()) == REFERENCE_KEYS
+
+
+def test_atom_and_crystal_readout_agree_on_one_atom_crystals():
+    """With one atom per crystal, pooling is the identity: both readouts are one function."""
+    rng = np.random.default_rng(5)
+    single = [random_graph(rng, 1, 3) for _ in range(3)]
+    crystal = make_model(n_h=2)
+    atom = make_model(n_h=2, readout="atom")
+    atom.load_state_dict(crystal.state_dict())
+    np.testing.assert_allclose(predict(atom, single), predict(crystal, single), rtol=1e-6)
+
+
+def test_site_outputs_need_atom_readout(graphs):
+    _, atom_inputs = _inputs(graphs)
+    with pytest.raises(ValueError, match="site outputs need readout='atom'"):
+        make_model().site_outputs(**atom_inputs)
+
+
+@pytest.mark.parametrize("readout", ["crystal", "atom"])
+def test_embed_layers(graphs, readout):
+    """pooled = mean of the atom vectors; fc_out(hidden) = the output."""
+    model = make_model(n_h=2, readout=readout)
+    inputs, atom_inputs = _inputs(graphs)
+    with torch.no_grad():
+        pooled = model.embed(**inputs).numpy()
+        hidden = model.embed(**inputs, layer="hidden")
+        atoms = model.atom_vectors(**atom_inputs).numpy()
+        head = model.fc_out(hidden).numpy()
+        out = model(**inputs).numpy()
+    owner = inputs["crystal_idx"].numpy()
+    expected = np.stack([atoms[owner == k].mean(axis=0) for k in range(len(graphs))])
+    np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)
+    assert tuple(hidden.shape) == (5, 32)
+    # atom readout: fc_out is affine, so fc_out(mean of hidden) = mean of fc_out(hidden)
+    np.testing.assert_allclose(head, out, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="layer='conv' is not one of"):
+        model.embed(**inputs, layer="conv")

@@ -7,10 +7,12 @@ the notebooks at their own sizes.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import SHARED_DATA
 
 nbclient = pytest.importorskip("nbclient")
 
@@ -25,7 +27,12 @@ SMALL = {
                    "cgcnn__module__h_fea_len": 8, "cgcnn__module__n_conv": 1},
         "N_JOBS": 1,
     },
+    "04_contributions.ipynb": {"N_SAMPLES": 40, "MAX_EPOCHS": 2},
 }
+#: Notebooks whose small run still exceeds ~20 s (04: CIF parsing + a kernel; 89 s measured
+#: on the shared 2-core machine under load), run with the slow tests only.
+SLOW_SMALL = {"04_contributions.ipynb"}
+NEEDS_SHARED_DATA = {"04_contributions.ipynb"}  # reads ../shared/data/perov5
 
 
 def _run(name: str, overrides: dict, tmp_path: Path, timeout: int) -> nbformat.NotebookNode:
@@ -53,8 +60,13 @@ def _outputs(nb) -> str:
     return "\n".join(out)
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_SMALL else n for n in sorted(SMALL)],
+)
 def test_notebook_runs_small(name, tmp_path):
+    if name in NEEDS_SHARED_DATA and not SHARED_DATA.is_dir():
+        pytest.skip(f"{name} reads {SHARED_DATA}, which is absent")
     nb = _run(name, SMALL[name], tmp_path, timeout=300)
     text = _outputs(nb)
     n_images = sum(
@@ -67,6 +79,9 @@ def test_notebook_runs_small(name, tmp_path):
     if name.startswith("03"):
         assert (tmp_path / "study_report" / "report.html").exists()
         assert "[baseline] CGCNN (preset default: the preset's fixed default" in text
+    if name.startswith("04"):
+        gap = re.search(r"max \|sum of site contributions - prediction\| = (\S+) eV", text)
+        assert gap is not None and float(gap.group(1)) < 1e-4  # float32 rounding, eV
 
 
 def test_notebooks_saved_without_outputs():
