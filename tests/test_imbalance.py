@@ -51,14 +51,14 @@ def test_bad_class_weight(class_weight, match):
 def test_balanced_weights_reach_the_criterion(data):
     """criterion_.weight is n/(k*count), and the recorded validation loss is weighted with it.
 
-    lr=0 and one epoch: the module at the end equals the one that was validated, so the
+    lr=1e-12 (the constraints ask for lr > 0) and one epoch: the module at the end equals the one that was validated, so the
     weighted cross-entropy of its logits on the validation crystals is the valid_loss.
     """
     graphs, labels = data
     valid = np.arange(0, 20, 2)
     train = np.setdiff1d(np.arange(20), valid)
     clf = CGCNNClassifier(
-        max_epochs=1, lr=0.0, patience=None, random_state=0, class_weight="balanced",
+        max_epochs=1, lr=1e-12, patience=None, random_state=0, class_weight="balanced",
         train_split=predefined_split(GraphDataset(graphs[valid], (labels[valid] == "small")
                                                   .astype(np.int64))),
         batch_size=64, **SMALL,
