@@ -15,6 +15,7 @@ from ._estimators import CGCNNClassifier, CGCNNRegressor
 from ._featurizer import CrystalGraphError, CrystalGraphFeaturizer, clear_cache
 from ._graph import CrystalGraph, CrystalGraphs
 from ._module import CGCNN, ConvLayer
+from ._store import GraphStore, GraphStoreError, write_graph_store
 
 __version__ = "0.1.0"
 
@@ -29,10 +30,13 @@ __all__ = [
     "CrystalGraphError",
     "CrystalGraphFeaturizer",
     "CrystalGraphs",
+    "GraphStore",
+    "GraphStoreError",
     "__version__",
     "baselines",
     "clear_cache",
     "datasets",
     "graph",
     "load_atom_table",
+    "write_graph_store",
 ]
