@@ -51,8 +51,9 @@ def test_bad_class_weight(class_weight, match):
 def test_balanced_weights_reach_the_criterion(data):
     """criterion_.weight is n/(k*count), and the recorded validation loss is weighted with it.
 
-    lr=1e-12 (the constraints ask for lr > 0) and one epoch: the module at the end equals the one that was validated, so the
-    weighted cross-entropy of its logits on the validation crystals is the valid_loss.
+    lr=1e-12 (the constraints ask for lr > 0) and one epoch: the module at the end equals the
+    one that was validated, so the weighted cross-entropy of its logits on the validation
+    crystals is the valid_loss.
     """
     graphs, labels = data
     valid = np.arange(0, 20, 2)
