@@ -241,9 +241,12 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         The atom table, see :func:`cgcnn_sk.load_atom_table`. Structures containing an
         element the table does not define are errors.
     n_jobs : int, default=None
-        Processes for the neighbour searches of uncached structures (joblib; ``None`` means 1
-        unless in a ``joblib.parallel_config`` context, ``-1`` all cores). Workers return
-        their results to this process's cache.
+        Processes for the neighbour searches of uncached structures (joblib; ``-1`` all
+        cores). Workers return their results to this process's cache. ``None`` searches in
+        this process even inside a ``joblib.parallel_config`` context: a featurizer inside a
+        dask or loky task (a grid search's fit) would otherwise send its searches on as nested
+        tasks, which ran at the same time and missed the cache together (under dask, 1,500
+        searches for 300 structures; ``benchmarks/bench_scale.py workers``).
     memory : str, path or joblib.Memory, default=None
         Also cache neighbour lists on disk (keyed by lattice, coordinates, radius and stored
         ``M``), to share them between processes (the workers of a parallel
@@ -511,7 +514,7 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         memory = check_memory(os.fspath(self.memory) if isinstance(self.memory, os.PathLike)
                               else self.memory)
         memory = None if memory.location is None else memory
-        n_workers = effective_n_jobs(self.n_jobs)
+        n_workers = 1 if self.n_jobs is None else effective_n_jobs(self.n_jobs)
         size = SEARCH_BATCH
         if n_workers > 1:  # about 4 chunks per worker
             size = min(size, -(-len(items) // (4 * n_workers)))

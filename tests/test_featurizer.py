@@ -680,6 +680,23 @@ def test_n_jobs_matches_serial_and_fills_this_process_cache(
         _same(a, b)
 
 
+def test_default_n_jobs_searches_here_inside_a_parallel_context(small_structures, monkeypatch):
+    # A featurizer inside a grid search's task (dask, loky) must not send its searches on as
+    # nested tasks: with n_jobs=None no joblib.Parallel is made, whatever the context says.
+    import joblib
+    from joblib import parallel_config
+
+    def no_parallel(*args, **kwargs):
+        raise AssertionError("n_jobs=None made a joblib.Parallel")
+
+    monkeypatch.setattr(joblib, "Parallel", no_parallel)
+    structures, _ = small_structures
+    clear_cache()
+    with parallel_config(backend="threading", n_jobs=2):
+        graphs = CrystalGraphFeaturizer().fit_transform(structures)
+    assert len(graphs) == len(structures)
+
+
 def test_verbose_progress_bar(small_structures, capsys):
     structures, _ = small_structures
     CrystalGraphFeaturizer(verbose=True).fit_transform(structures[:4])
