@@ -276,6 +276,7 @@ def run_matbench(
                 _write_atomic(path, text)
                 _write_atomic(path.with_suffix(".json"), json.dumps(meta))
                 _finish_fold(k, splits[k], ids, y, recipe, root)
+                _summarize(task, root)  # the tables on disk follow every member
         for k in folds:  # resumed runs with nothing left to fit still get their summary
             _finish_fold(k, splits[k], ids, y, recipe, root)
     finally:
