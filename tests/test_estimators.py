@@ -563,7 +563,14 @@ def test_grid_search_over_featurizer_and_module(data):
         (4, "mean"), (4, "max"), (8, "mean"), (8, "max")
     }
     assert np.all(np.isfinite(results["mean_test_score"]))
-    assert np.all(results["mean_test_score"] < 0)
+    # each split score is the negated MAE of that candidate refitted by hand on that split
+    best = search.best_index_
+    train, test = next(KFold(2, shuffle=True, random_state=0).split(structures))
+    by_hand = clone(pipe).set_params(**results["params"][best]).fit(
+        [structures[i] for i in train], y[train])
+    mae = np.mean(np.abs(by_hand.predict([structures[i] for i in test]) - y[test]))
+    assert results["split0_test_score"][best] == pytest.approx(-mae, rel=1e-6)
+    assert results["mean_test_score"][best] == results["mean_test_score"].max()
     assert search.best_estimator_[-1].module_.pooling == search.best_params_[
         "cgcnn__module__pooling"
     ]
