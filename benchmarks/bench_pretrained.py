@@ -216,7 +216,7 @@ def part_padding() -> dict:
 def part_finetune(epochs: int) -> dict:
     from sklearn.base import clone
 
-    from cgcnn_sk._estimators import CGCNNRegressor
+    from cgcnn_sk import CGCNNRegressor
     from cgcnn_sk.datasets import load_jdft2d, matbench_folds
     from cgcnn_sk.pretrained import load
 

@@ -197,7 +197,7 @@ def run_variant(variant: str, graph_file: str, epochs: int, threads: int, seed: 
     if variant == "CGCNNRegressor":
         from skorch.callbacks import Callback
 
-        from cgcnn_sk._estimators import CGCNNRegressor
+        from cgcnn_sk import CGCNNRegressor
 
         class CpuTimer(Callback):
             def on_epoch_begin(self, net, **kwargs):

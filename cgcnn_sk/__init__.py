@@ -9,12 +9,13 @@ checkpoints in :mod:`cgcnn_sk.pretrained`.
 
 from . import baselines, datasets, graph
 from ._atoms import load_atom_table
+from ._classifier import CGCNNClassifier
 from ._embedding import CGCNNEmbedder
 from ._ensemble import CGCNNEnsembleRegressor
-from ._estimators import CGCNNClassifier, CGCNNRegressor
 from ._featurizer import CrystalGraphError, CrystalGraphFeaturizer, clear_cache
 from ._graph import CrystalGraph, CrystalGraphs
 from ._module import CGCNN, ConvLayer
+from ._regressor import CGCNNRegressor
 from ._store import GraphStore, GraphStoreError, write_graph_store
 
 __version__ = "0.1.0"

@@ -193,7 +193,7 @@ class CGCNNEmbedder(TransformerMixin, BaseEstimator):
         """
         from copy import deepcopy
 
-        from ._estimators import CGCNNRegressor
+        from ._regressor import CGCNNRegressor
 
         self._check_params()
         if self.prefit:

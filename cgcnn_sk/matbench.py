@@ -35,8 +35,8 @@ from sklearn.compose import TransformedTargetRegressor
 from skorch.callbacks import Callback
 
 from ._ensemble import CGCNNEnsembleRegressor
-from ._estimators import CGCNNRegressor
 from ._featurizer import CrystalGraphFeaturizer
+from ._regressor import CGCNNRegressor
 from .datasets import load_jdft2d, load_matbench, matbench_folds
 
 __all__ = ["MATBENCH_PRESETS", "PUBLISHED", "TASKS", "calibration", "matbench_ids", "run_matbench"]

@@ -37,9 +37,11 @@ from sklearn.base import BaseEstimator, TransformerMixin, is_classifier
 from sklearn.pipeline import Pipeline
 from skorch.callbacks import Callback
 
-from ._estimators import CGCNNClassifier, CGCNNRegressor, _fork_rng
+from ._classifier import CGCNNClassifier
+from ._estimators import _fork_rng
 from ._featurizer import CrystalGraphError, CrystalGraphFeaturizer
 from ._graph import CrystalGraph, CrystalGraphs, gaussian_centers
+from ._regressor import CGCNNRegressor
 
 __all__ = [
     "ModelCard",
@@ -561,8 +563,8 @@ def load(
         Steps ``"graph"`` (:class:`~cgcnn_sk._featurizer.CrystalGraphFeaturizer` with the
         checkpoint's radius, neighbour count and Gaussians), ``"padding"``
         (:class:`ReferencePadding` or ``"passthrough"``) and ``"cgcnn"``
-        (:class:`~cgcnn_sk._estimators.CGCNNRegressor`, or
-        :class:`~cgcnn_sk._estimators.CGCNNClassifier` with ``classes_ = [0, 1]``). Its
+        (:class:`~cgcnn_sk.CGCNNRegressor`, or
+        :class:`~cgcnn_sk.CGCNNClassifier` with ``classes_ = [0, 1]``). Its
         attribute ``pretrained_info_`` (a dict) records ``name``, ``path``, ``task``,
         ``property``, ``unit``, ``classes`` (class names), ``target_mean``,
         ``target_scale``, the inferred architecture and the checkpoint's training epoch and

@@ -305,8 +305,8 @@ def make_cgcnn_pipeline(preset: str = "quick", random_state: int | None = 0, **p
     """
     from sklearn.pipeline import Pipeline
 
-    from ._estimators import CGCNNRegressor
     from ._featurizer import CrystalGraphFeaturizer
+    from ._regressor import CGCNNRegressor
 
     _check_preset(preset)
     pipe = Pipeline([("graph", CrystalGraphFeaturizer()),

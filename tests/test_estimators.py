@@ -1,4 +1,4 @@
-"""Tests of cgcnn_sk._estimators: CGCNNRegressor and CGCNNClassifier.
+"""Tests of CGCNNRegressor and CGCNNClassifier (cgcnn_sk._regressor, _classifier, _estimators).
 
 scikit-learn's estimator checks: the ones that do not need numeric ``X`` run in
 ``test_sklearn_checks``. Skipped, with the reason:
@@ -35,7 +35,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import estimator_checks
 from skorch.callbacks import Callback
 
-from cgcnn_sk._estimators import CGCNNClassifier, CGCNNRegressor
+from cgcnn_sk import CGCNNClassifier, CGCNNRegressor
 from cgcnn_sk._featurizer import CrystalGraphFeaturizer
 from cgcnn_sk._graph import CrystalGraphs
 from cgcnn_sk._module import CGCNN

@@ -18,7 +18,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 from skorch.callbacks import Callback, Checkpoint, LoadInitState
 
-from cgcnn_sk._estimators import CGCNNClassifier, CGCNNRegressor
+from cgcnn_sk import CGCNNClassifier, CGCNNRegressor
 from cgcnn_sk._featurizer import CrystalGraphFeaturizer
 
 SMALL = dict(module__atom_fea_len=16, module__h_fea_len=16, module__n_conv=2)
@@ -93,7 +93,7 @@ def test_pickle_joblib_and_save_params_predict_the_same_in_a_fresh_process(data,
         import pickle
         import joblib, numpy as np
         from conftest import make_small_structures
-        from cgcnn_sk._estimators import CGCNNRegressor
+        from cgcnn_sk import CGCNNRegressor
         from cgcnn_sk._featurizer import CrystalGraphFeaturizer
 
         structures, _ = make_small_structures()
@@ -162,7 +162,7 @@ def test_fit_of_a_killed_process_resumes_from_its_last_checkpoint(data, tmp_path
         import os
         from conftest import make_small_structures
         from skorch.callbacks import Callback, Checkpoint, LoadInitState
-        from cgcnn_sk._estimators import CGCNNRegressor
+        from cgcnn_sk import CGCNNRegressor
         from cgcnn_sk._featurizer import CrystalGraphFeaturizer
 
         class Kill(Callback):

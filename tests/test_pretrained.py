@@ -22,8 +22,7 @@ from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
-from cgcnn_sk import pretrained
-from cgcnn_sk._estimators import CGCNNClassifier, CGCNNRegressor
+from cgcnn_sk import CGCNNClassifier, CGCNNRegressor, pretrained
 from cgcnn_sk._featurizer import CrystalGraphError, CrystalGraphFeaturizer
 from cgcnn_sk._graph import CrystalGraph, CrystalGraphs
 from cgcnn_sk.pretrained import (

@@ -11,7 +11,7 @@ from conftest import make_small_structures
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 
-from cgcnn_sk._estimators import CGCNNRegressor
+from cgcnn_sk import CGCNNRegressor
 from cgcnn_sk._featurizer import CrystalGraphFeaturizer
 from cgcnn_sk._store import write_graph_store
 

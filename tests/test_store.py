@@ -11,7 +11,7 @@ from conftest import make_small_structures
 from pymatgen.core import Lattice, Structure
 from sklearn.pipeline import Pipeline
 
-from cgcnn_sk._estimators import CGCNNRegressor
+from cgcnn_sk import CGCNNRegressor
 from cgcnn_sk._featurizer import CrystalGraphError, CrystalGraphFeaturizer
 from cgcnn_sk._graph import CrystalGraphs
 from cgcnn_sk._store import GraphStore, GraphStoreError, write_graph_store
