@@ -21,6 +21,7 @@ Install it with ``pip install cgcnn_sk[pretrained]``, or pass a checkpoint's pat
 
 from __future__ import annotations
 
+import codecs
 import importlib.util
 import os
 import pickle
@@ -178,7 +179,14 @@ def _torch_load(path: Path, trust: bool) -> Any:
         return torch.load(path, map_location="cpu", weights_only=False)
     safe_globals = getattr(torch.serialization, "safe_globals", None)
     try:
-        if safe_globals is None:  # torch < 2.5: no allow-list
+        if safe_globals is None:
+            # torch 2.4 has only the process-wide allow-list, without (type, name) pairs,
+            # and does not yet allow _codecs.encode (which pickled numpy scalars call; 2.5
+            # does): both are added to it for good (tests/test_pretrained.py failed on torch
+            # 2.4.1 without this).
+            torch.serialization.add_safe_globals(
+                [g for g in _numpy_scalar_globals() if not isinstance(g, tuple)]
+                + [codecs.encode])
             return torch.load(path, map_location="cpu", weights_only=True)
         # Only add what is missing: leaving the context removes its globals again, and must
         # not remove any that the user had allowed before.
