@@ -270,6 +270,19 @@ def test_fit_learns_width_names_and_scaler(frame):
     assert plain.module_.conv_to_fc.in_features == 8
 
 
+def test_module_sees_standardised_globals(frame):
+    graphs = _featurizer(global_features="all").fit_transform(frame)
+    net = CGCNNRegressor(max_epochs=1, **TINY).fit(graphs, np.arange(len(frame), dtype=float))
+    seen = []
+    net.module_.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["global_fea"].clone()), with_kwargs=True)
+    net.set_params(batch_size=len(frame)).predict(graphs)
+    values = frame[["temperature", "pressure"]].to_numpy()
+    expected = (values - values.mean(axis=0)) / values.std(axis=0)
+    assert seen[0].dtype == torch.float32
+    np.testing.assert_allclose(seen[0].numpy(), expected, rtol=1e-6, atol=1e-6)
+
+
 def test_constant_global_column_is_harmless(frame):
     graphs = _featurizer(global_features="all").fit_transform(frame.assign(pressure=1e5))
     net = CGCNNRegressor(max_epochs=2, **TINY).fit(graphs, np.arange(len(frame), dtype=float))
