@@ -130,6 +130,16 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
     (2,)
     >>> list(model[-1].history[-1, ("train_loss", "train_mae")]) # doctest: +SKIP
     [0.41, 5.2]
+
+    Per-structure inputs (a temperature) from the numeric columns of a DataFrame, scaled
+    inside ``fit`` and joined to the pooled crystal vector:
+
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"structure": structures, "temperature": [300.0, 400.0] * 3})
+    >>> model.set_params(graph__global_features=["temperature"]).fit(frame, y)[-1].n_global_
+    1
+    >>> model[-1].global_scaler_.mean_.tolist(), model.predict(frame[:2]).shape
+    ([350.0], (2,))
     """
 
     def __init__(
