@@ -73,6 +73,8 @@ default="loss"
         The criterion's class weights, in ``classes_`` order.
     n_atom_features_, n_bond_features_, gaussian_, n_outputs_
         As in :class:`CGCNNRegressor` (``n_outputs_`` is the number of classes).
+    n_global_, global_feature_names_, global_scaler_
+        The global (per-structure) features, as in :class:`CGCNNRegressor`.
     history_ : skorch.History
         Per epoch ``train_loss``, ``valid_loss``, ``train_acc``, ``valid_acc``.
 
@@ -217,6 +219,9 @@ default="loss"
         n_atom_features: int,
         gaussian: Sequence[float],
         classes: Sequence,
+        global_mean: Sequence[float] | None = None,
+        global_scale: Sequence[float] | None = None,
+        global_names: Sequence[str] | None = None,
     ) -> CGCNNClassifier:
         """Become fitted without data: set what ``fit`` learns, then build the module.
 
@@ -236,6 +241,13 @@ default="loss"
         classes : array-like of shape (n_classes,)
             The labels, one per module output, in output order. At least two, sorted and
             unique, as ``fit`` would find them (``np.unique(y)``).
+
+        global_mean, global_scale : array-like of shape (n_global,), default=None
+            The standardisation of the global (per-structure) features, which the module
+            sees as ``(value - global_mean) / global_scale``; ``None`` (both): no global
+            features.
+        global_names : sequence of str, default=None
+            Their column names, checked against the graphs' at predict time.
 
         Returns
         -------
@@ -261,6 +273,7 @@ default="loss"
                 f"order, as fit gives it), got {labels.tolist()}; sorted: {unique.tolist()}"
             )
         self._set_graph_dims(n_atom_features, gaussian)
+        self._set_globals(global_mean, global_scale, global_names)
         self.fitted_classes_ = labels.copy()
         self.n_outputs_ = len(labels)
         return self._initialize_seeded()

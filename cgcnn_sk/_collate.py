@@ -50,6 +50,12 @@ def _describe(graph: CrystalGraph, position: int) -> str:
     return f"graph {position}" + (f" ({graph.id!r})" if graph.id is not None else "")
 
 
+def _globals_text(g: CrystalGraph) -> str:
+    if g.global_features is None:
+        return "no global features"
+    return f"{g.n_global} global features {list(g.global_names or ())}"
+
+
 def _check_compatible(graphs: Sequence[CrystalGraph]) -> None:
     """All graphs of a batch must come from one featurization (same Gaussians, same table)."""
     first = graphs[0]
@@ -64,6 +70,12 @@ def _check_compatible(graphs: Sequence[CrystalGraph]) -> None:
             raise ValueError(
                 f"{_describe(g, pos)} has gaussian={tuple(g.gaussian)} but graph 0 has "
                 f"{tuple(first.gaussian)}: all graphs of a batch must come from one featurizer"
+            )
+        if g.global_names != first.global_names or g.n_global != first.n_global:
+            raise ValueError(
+                f"{_describe(g, pos)} has {_globals_text(g)} but graph 0 has "
+                f"{_globals_text(first)}: all graphs of a batch must carry the same global "
+                "feature columns (featurize them from one DataFrame layout)"
             )
         if g.atom_table is not table and (
             g.atom_table.shape != table.shape or not np.array_equal(g.atom_table, table)
@@ -89,7 +101,9 @@ def collate_graphs(graphs: Sequence[CrystalGraph]) -> dict:
         ``atom_fea`` float32 ``(n_atoms, n_atom_fea)``; ``bond_fea`` float32
         ``(n_bonds, n_gaussians)`` for the real bonds only; ``self_idx`` and ``nbr_idx`` int64
         ``(n_bonds,)``, the centre and neighbour atom of each bond, offset into the stacked
-        atoms; ``crystal_idx`` int64 ``(n_atoms,)``; ``n_crystals`` int.
+        atoms; ``crystal_idx`` int64 ``(n_atoms,)``; ``n_crystals`` int. When the graphs carry
+        global features, also ``global_fea`` float64 ``(n_crystals, n_global)``, the raw
+        values stacked (the estimators scale them); without them the key is absent.
 
     Examples
     --------
@@ -132,7 +146,7 @@ def collate_graphs(graphs: Sequence[CrystalGraph]) -> dict:
     nbr_idx = nbr_index[rows, cols].astype(np.int64) + starts[crystal_idx[rows]]
     bond_fea = gaussian_expand(nbr_dist[rows, cols], first.gaussian)
 
-    return {
+    batch = {
         "atom_fea": torch.from_numpy(np.ascontiguousarray(first.atom_table[numbers])),
         "bond_fea": torch.from_numpy(bond_fea),
         "self_idx": torch.from_numpy(rows.astype(np.int64)),
@@ -140,6 +154,11 @@ def collate_graphs(graphs: Sequence[CrystalGraph]) -> dict:
         "crystal_idx": torch.from_numpy(crystal_idx),
         "n_crystals": len(graphs),
     }
+    if first.global_features is not None:
+        batch["global_fea"] = torch.from_numpy(
+            np.stack([g.global_features for g in graphs]).astype(np.float64)
+        )
+    return batch
 
 
 class GraphBatch:

@@ -46,7 +46,9 @@ def map_batches(net, X, fn: Callable[[torch.nn.Module, dict], torch.Tensor]) -> 
     out = []
     with _eval_mode(net.module_) as module:
         for batch, _ in net.get_iterator(net.get_dataset(graphs), training=False):
-            out.append(fn(module, batch.to(net.device)).detach().cpu().numpy())
+            inputs = net._module_inputs(batch) if hasattr(net, "_module_inputs") else (
+                batch.to(net.device))
+            out.append(fn(module, inputs).detach().cpu().numpy())
     return out
 
 
@@ -77,9 +79,10 @@ def crystal_embedding(net, X, layer: str = "pooled") -> np.ndarray:
         loaded weights).
     X : CrystalGraphs or sequence of CrystalGraph
     layer : {"pooled", "hidden"}, default="pooled"
-        ``"pooled"``: the pooled atom vectors (width ``module__atom_fea_len``).
-        ``"hidden"``: the last hidden layer, the input of ``fc_out`` (width
-        ``module__h_fea_len``).
+        ``"pooled"``: the pooled atom vectors (width ``module__atom_fea_len``), which do not
+        include global (per-structure) features: a crystal's row is the same at any
+        temperature. ``"hidden"``: the last hidden layer, the input of ``fc_out`` (width
+        ``module__h_fea_len``), computed with the global features.
 
     Returns
     -------
@@ -97,7 +100,10 @@ def embedding_feature_names(net, layer: str = "pooled") -> np.ndarray:
     _check_layer(layer)
     net.check_is_fitted()
     module = net.module_
-    width = module.conv_to_fc.in_features if layer == "pooled" else module.fc_out.in_features
+    if layer == "pooled":  # the pooled atom vectors only: global inputs are not part of it
+        width = module.conv_to_fc.in_features - int(getattr(module, "n_global", 0))
+    else:
+        width = module.fc_out.in_features
     return np.asarray([f"cgcnn_{layer}_{i}" for i in range(width)], dtype=object)
 
 
@@ -116,8 +122,9 @@ class CGCNNEmbedder(TransformerMixin, BaseEstimator):
         The network. ``None``: ``CGCNNRegressor()`` (needs ``prefit=False``).
     layer : {"pooled", "hidden"}, default="pooled"
         ``"pooled"``: the pooled atom vectors, the input of the hidden layers (width
-        ``module__atom_fea_len``). ``"hidden"``: the output of the last hidden layer
-        (width ``module__h_fea_len``).
+        ``module__atom_fea_len``; global features are not included, append your own columns
+        if you want them). ``"hidden"``: the output of the last hidden layer (width
+        ``module__h_fea_len``), which depends on the global features.
     prefit : bool, default=False
         Whether ``estimator`` is already fitted (see above).
 

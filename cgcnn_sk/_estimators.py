@@ -7,8 +7,11 @@
   scikit-learn's CV slicing hands them over) in a :class:`~cgcnn_sk._collate.GraphDataset`;
   batches are built by :func:`~cgcnn_sk._collate.collate_fn` and ``infer`` turns a
   :class:`~cgcnn_sk._collate.GraphBatch` into ``CGCNN.forward``'s keyword arguments;
-* ``fit`` validates X and y, learns the data dimensions (atom features, Gaussians, outputs)
-  and the target standardisation, seeds torch from ``random_state``, then calls skorch;
+* ``fit`` validates X and y, learns the data dimensions (atom features, Gaussians, outputs,
+  global features), the target standardisation and the standardisation of the global
+  features (a ``StandardScaler`` on the graphs given to ``fit``, so under cross-validation on
+  the training fold only; ``infer`` applies it to every batch), seeds torch from
+  ``random_state``, then calls skorch;
 * ``initialize_module`` passes the learned dimensions to the module (``module__...`` sets
   everything else);
 * ``initialize_for`` sets those learned values without data (a fitted estimator whose
@@ -32,6 +35,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.exceptions import NotFittedError
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import (
     Interval,
@@ -104,6 +108,33 @@ def _graph_dims(graphs: Sequence[CrystalGraph]) -> tuple[int, int, tuple]:
                 "from one featurizer"
             )
     return width, first.n_bond_features, gaussian
+
+
+def _globals_text(g: CrystalGraph) -> str:
+    if g.global_features is None:
+        return "no global features"
+    return f"{g.n_global} global features {list(g.global_names or ())}"
+
+
+def _global_dims(graphs: Sequence[CrystalGraph]) -> tuple[int, tuple[str, ...] | None]:
+    """(n_global, global feature names) shared by all graphs, or a clear error."""
+    first = graphs[0]
+    for i, g in enumerate(graphs):
+        if g.global_names != first.global_names or g.n_global != first.n_global:
+            name = f" ({g.id!r})" if g.id is not None else ""
+            raise ValueError(
+                f"X[{i}]{name} has {_globals_text(g)}, X[0] has {_globals_text(first)}: all "
+                "graphs must carry the same global feature columns"
+            )
+    return first.n_global, first.global_names
+
+
+def _fixed_scaler(mean: np.ndarray, scale: np.ndarray) -> StandardScaler:
+    """A StandardScaler as ``fit`` would leave it, from its documented fitted attributes."""
+    scaler = StandardScaler()
+    scaler.mean_, scaler.scale_, scaler.var_ = mean.copy(), scale.copy(), scale**2
+    scaler.n_features_in_, scaler.n_samples_seen_ = int(mean.size), 0
+    return scaler
 
 
 @contextlib.contextmanager
@@ -283,8 +314,19 @@ class _CGCNNMixin:
 
     def infer(self, x, **fit_params):
         if isinstance(x, GraphBatch):
-            return self.module_(**x.to(self.device), **fit_params)
+            return self.module_(**self._module_inputs(x), **fit_params)
         return super().infer(x, **fit_params)
+
+    def _module_inputs(self, batch: GraphBatch) -> dict:
+        """The module's keyword arguments for a batch, global features standardised."""
+        inputs = batch.to(self.device)
+        values = inputs.get("global_fea")
+        scaler = getattr(self, "global_scaler_", None)
+        if values is not None and scaler is not None:
+            mean = torch.as_tensor(scaler.mean_, dtype=values.dtype, device=values.device)
+            scale = torch.as_tensor(scaler.scale_, dtype=values.dtype, device=values.device)
+            inputs["global_fea"] = ((values - mean) / scale).to(torch.float32)
+        return inputs
 
     def initialize_module(self):
         kwargs = self.get_params_for("module")
@@ -303,6 +345,8 @@ class _CGCNNMixin:
                     "load_params(f_params=...) with a file written by save_params"
                 )
         else:
+            if "n_global" not in inferred and kwargs.get("n_global", 0):
+                inferred["n_global"] = 0  # so that a module__n_global without globals is caught
             for key, value in inferred.items():
                 if key in kwargs and kwargs[key] != value:
                     raise ValueError(
@@ -317,29 +361,60 @@ class _CGCNNMixin:
     def _module_dims(self) -> dict | None:
         if not hasattr(self, "n_atom_features_"):
             return None
-        return {
+        dims = {
             "n_atom_fea": int(self.n_atom_features_),
             "n_bond_fea": int(self.n_bond_features_),
             "n_out": int(self.n_outputs_),
         }
+        if getattr(self, "n_global_", 0):  # only then: a custom module need not know n_global
+            dims["n_global"] = int(self.n_global_)
+        return dims
 
     # ---- fit / predict helpers ------------------------------------------------------------
     def _validate_X(self, X, reset: bool) -> Sequence[CrystalGraph]:
         graphs = _check_graphs(X, type(self).__name__)
         width, n_bond, gaussian = _graph_dims(graphs)
+        n_global, names = _global_dims(graphs)
         if reset:
             self.n_atom_features_ = width
             self.n_bond_features_ = n_bond
             self.gaussian_ = gaussian
-        elif hasattr(self, "gaussian_") and (
-            width != self.n_atom_features_ or gaussian != tuple(self.gaussian_)
+            self._learn_globals(graphs, n_global, names)
+        elif hasattr(self, "gaussian_"):
+            if width != self.n_atom_features_ or gaussian != tuple(self.gaussian_):
+                raise ValueError(
+                    f"X has {width} atom features and gaussian={gaussian}, but "
+                    f"{type(self).__name__} was fitted with {self.n_atom_features_} and "
+                    f"gaussian={tuple(self.gaussian_)}: use the same featurizer settings"
+                )
+            self._check_global_columns(n_global, names)
+        return graphs
+
+    def _learn_globals(self, graphs, n_global: int, names) -> None:
+        """Width, names and standardisation of the global features, from the fit graphs."""
+        self.n_global_ = int(n_global)
+        if not n_global:
+            self.global_feature_names_ = self.global_scaler_ = None
+            return
+        self.global_feature_names_ = np.asarray(names, dtype=object)
+        # a constant column gets scale 1 (StandardScaler's rule): it becomes 0, not NaN
+        self.global_scaler_ = StandardScaler().fit(np.stack([g.global_features for g in graphs]))
+
+    def _check_global_columns(self, n_global: int, names) -> None:
+        fitted = getattr(self, "n_global_", 0)
+        known = getattr(self, "global_feature_names_", None)
+
+        def text(k, cols):
+            return f"{k} global feature(s)" + (f" {list(cols)}" if k and cols is not None else "")
+
+        if n_global != fitted or (
+            n_global and known is not None and names is not None and list(names) != list(known)
         ):
             raise ValueError(
-                f"X has {width} atom features and gaussian={gaussian}, but "
-                f"{type(self).__name__} was fitted with {self.n_atom_features_} and "
-                f"gaussian={tuple(self.gaussian_)}: use the same featurizer settings"
+                f"X has {text(n_global, names)}, but {type(self).__name__} was fitted with "
+                f"{text(fitted, known)}: give the same global feature columns in the same order "
+                "(a DataFrame through the same CrystalGraphFeaturizer(global_features=...))"
             )
-        return graphs
 
     def _check_len(self, graphs, y) -> None:
         if len(y) != len(graphs):
@@ -446,12 +521,58 @@ class _CGCNNMixin:
         return np.asarray(y)
 
     def _fit_meta(self) -> dict:
-        return {
+        meta = {
             "n_atom_features": int(self.n_atom_features_),
             "n_bond_features": int(self.n_bond_features_),
             "gaussian": [float(v) for v in self.gaussian_],
             "n_outputs": int(self.n_outputs_),
         }
+        if getattr(self, "n_global_", 0):  # absent without globals: files as before
+            names = self.global_feature_names_
+            meta["n_global"] = int(self.n_global_)
+            meta["global_names"] = None if names is None else [str(n) for n in names]
+            meta["global_mean"] = [float(v) for v in self.global_scaler_.mean_]
+            meta["global_scale"] = [float(v) for v in self.global_scaler_.scale_]
+        return meta
+
+    def _set_globals(self, mean, scale, names) -> None:
+        """Validate and store the global features' width, names and scaler (``initialize_for``)."""
+        if mean is None and scale is None:
+            if names is not None:
+                raise ValueError("global_names needs global_mean and global_scale too")
+            self.n_global_ = 0
+            self.global_feature_names_ = self.global_scaler_ = None
+            return
+        if mean is None or scale is None:
+            raise ValueError("give both global_mean and global_scale, or neither")
+        mean = np.asarray(mean, dtype=np.float64)
+        scale = np.asarray(scale, dtype=np.float64)
+        if mean.ndim != 1 or mean.shape != scale.shape or mean.size == 0:
+            raise ValueError(
+                f"global_mean (shape {mean.shape}) and global_scale (shape {scale.shape}) must "
+                "be two non-empty 1-D arrays of the same length, one value per global feature"
+            )
+        if not (np.isfinite(mean).all() and np.isfinite(scale).all() and (scale > 0).all()):
+            raise ValueError(
+                f"global_mean must be finite and global_scale finite and > 0, got "
+                f"global_mean={mean.tolist()}, global_scale={scale.tolist()}"
+            )
+        if names is not None:
+            names = [str(n) for n in names]
+            if len(names) != mean.size:
+                raise ValueError(
+                    f"global_names has {len(names)} names for {mean.size} global features"
+                )
+        self.n_global_ = int(mean.size)
+        self.global_feature_names_ = None if names is None else np.asarray(names, dtype=object)
+        self.global_scaler_ = _fixed_scaler(mean, scale)
+
+    @staticmethod
+    def _globals_from_meta(meta: dict) -> dict:
+        if not meta.get("n_global"):
+            return {}
+        return {"global_mean": meta["global_mean"], "global_scale": meta["global_scale"],
+                "global_names": meta.get("global_names")}
 
     def _set_graph_dims(self, n_atom_features, gaussian) -> None:
         """Validate and store what ``fit`` learns from the graphs (``initialize_for``)."""
@@ -489,6 +610,7 @@ class _CGCNNMixin:
             n_atom_features=meta["n_atom_features"],
             gaussian=meta["gaussian"],
             **self._targets_from_meta(meta),
+            **self._globals_from_meta(meta),
         )
 
     def _raw_outputs(self, X) -> np.ndarray:
@@ -618,8 +740,9 @@ class _CGCNNMixin:
         X : CrystalGraphs or sequence of CrystalGraph
         layer : {"pooled", "hidden"}, default="pooled"
             ``"pooled"``: the pooled atom vectors, the input of the hidden layers (width
-            ``module__atom_fea_len``); ``"hidden"``: the last hidden layer, the input of
-            ``fc_out`` (width ``module__h_fea_len``).
+            ``module__atom_fea_len``, global features not included); ``"hidden"``: the last
+            hidden layer, the input of ``fc_out`` (width ``module__h_fea_len``), which
+            depends on the global features.
 
         Returns
         -------

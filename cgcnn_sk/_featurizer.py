@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory
 
 from . import _graph
@@ -253,6 +253,19 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         ``cross_validate``) and sessions; as ``Pipeline(memory=...)`` takes it.
     verbose : bool or int, default=False
         Show a tqdm progress bar over the searched structures.
+    structure_column : str, default="structure"
+        The column holding the structures when ``X`` is a pandas DataFrame.
+    global_features : None, "all" or list of str, default=None
+        Extra per-structure inputs (temperature, pressure, a composition descriptor) taken
+        from the other columns of a DataFrame ``X`` and carried by each graph as
+        ``CrystalGraph.global_features`` (raw values; the estimators scale them in ``fit``).
+        ``None``: other columns are ignored (a DataFrame is read as its structure column
+        alone). ``"all"``: every column but ``structure_column``, in frame order. A list:
+        those columns, in that order. Opt-in on purpose: a frame such as
+        ``load_jdft2d(as_frame=True)`` also holds the target, which must not become an input.
+        The columns must be numeric (bool, int or float) and finite; anything else is a
+        ``ValueError`` naming the column and the first bad row. With globals requested,
+        ``X`` must be a DataFrame.
 
     Attributes
     ----------
@@ -264,6 +277,10 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         Width of the atom table.
     n_bond_features_ : int
         Number of Gaussian centres.
+    global_feature_names_ : ndarray of str or None
+        The global feature columns, in the order the graphs carry them: learned in ``fit``
+        from a DataFrame ``X`` (or given as a list), ``None`` without globals or when ``fit``
+        saw no DataFrame. When known, ``transform`` requires the same columns.
 
     See Also
     --------
@@ -274,7 +291,8 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
     -----
     ``transform`` accepts a list, tuple, 1-D array or pandas Series of pymatgen
     ``Structure`` objects, ASE ``Atoms``, ``Structure.as_dict()`` dicts, CIF file paths or CIF
-    text, or a DataFrame with a ``structure`` column. It returns a
+    text, or a DataFrame with a ``structure`` column (``structure_column``; its other columns
+    are ignored unless ``global_features`` names them). It returns a
     :class:`~cgcnn_sk.CrystalGraphs`, a sequence of graphs, not a feature matrix, so
     ``get_feature_names_out`` is not defined; :meth:`feature_labels` describes the atom and
     bond feature columns the model sees. Bad items are collected and reported together in one
@@ -305,6 +323,14 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
     CrystalGraph(n_atoms=8, max_num_nbr=12, n_bonds=96, atom_features=92, bond_features=41)
     >>> [round(float(d), 2) for d in graphs[0].nbr_dist[0, [0, 5, 6]]]
     [2.82, 2.82, 3.99]
+
+    Per-structure inputs from the numeric columns of a DataFrame:
+
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"structure": [nacl, nacl], "temperature": [300.0, 600.0]})
+    >>> graphs = CrystalGraphFeaturizer(global_features="all").fit_transform(frame)
+    >>> graphs[1].global_names, graphs[1].global_features.tolist()
+    (('temperature',), [600.0])
     """
 
     _parameter_constraints: dict = {
@@ -316,6 +342,8 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         "n_jobs": [Integral, None],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
         "verbose": ["verbose"],
+        "structure_column": [str],
+        "global_features": [None, StrOptions({"all"}), list, tuple],
     }
 
     def __init__(
@@ -328,6 +356,8 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         n_jobs: int | None = None,
         memory: Any = None,
         verbose: bool = False,
+        structure_column: str = "structure",
+        global_features: Any = None,
     ):
         self.radius = radius
         self.max_num_nbr = max_num_nbr
@@ -337,6 +367,8 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.memory = memory
         self.verbose = verbose
+        self.structure_column = structure_column
+        self.global_features = global_features
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -352,7 +384,9 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : ignored
+        X : DataFrame or ignored
+            With ``global_features`` set, a DataFrame fixes the global columns
+            (``global_feature_names_``) that ``transform`` then requires; otherwise unused.
         y : ignored
 
         Returns
@@ -369,6 +403,13 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         )
         self.n_atom_features_ = int(self.atom_table_.shape[1])
         self.n_bond_features_ = len(gaussian_centers(self.dmin, self.step, self.radius))
+        names = None
+        if self.global_features is not None:
+            if _is_frame(X):
+                names = [name for name, _ in self._global_columns(X, fitted=False)]
+            elif not isinstance(self.global_features, str):
+                names = self._listed_columns()
+        self.global_feature_names_ = None if names is None else np.asarray(names, dtype=object)
         return self
 
     # -- the work ----------------------------------------------------------------------------
@@ -398,6 +439,7 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         if _is_graphs(X):
             return self._recut(X)
+        X, global_values, global_names = self._split_frame(X)
         structures, ids = coerce_structures(X)
         radius, m = float(self.radius), int(self.max_num_nbr)
         n = len(structures)
@@ -430,11 +472,90 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
                     errors[pos] = self._isolated_message(structures[pos], items[pos], idx)
                     continue
                 graphs[pos] = CrystalGraph(
-                    items[pos][1], idx, dist, self.atom_table_, gaussian, ids[pos]
+                    items[pos][1], idx, dist, self.atom_table_, gaussian, ids[pos],
+                    None if global_values is None else global_values[pos], global_names,
                 )
         if errors:
             raise CrystalGraphError([(p, ids[p], errors[p]) for p in sorted(errors)], n)
         return CrystalGraphs(graphs)
+
+    # -- DataFrame input: the structure column and the global feature columns -------------
+
+    def _listed_columns(self) -> list[str]:
+        names = list(self.global_features)
+        bad = [c for c in names if not isinstance(c, str)]
+        if bad or not names:
+            raise ValueError(
+                f"global_features must be None, 'all' or a non-empty list of column names "
+                f"(str), got {self.global_features!r}"
+            )
+        if len(set(names)) != len(names):
+            dup = sorted({c for c in names if names.count(c) > 1})
+            raise ValueError(f"global_features names the column(s) {dup} more than once")
+        if self.structure_column in names:
+            raise ValueError(
+                f"global_features lists the structure column {self.structure_column!r}"
+            )
+        return names
+
+    def _global_columns(self, frame, fitted: bool = True) -> list[tuple[str, Any]]:
+        """``(name, column label)`` of the global feature columns of ``frame``, in order."""
+        col = self.structure_column
+        if self.global_features == "all":
+            pairs = [(str(c), c) for c in frame.columns if c != col]
+            if not pairs:
+                raise ValueError(
+                    f"global_features='all' but the DataFrame has no column besides {col!r}"
+                )
+        else:
+            pairs = []
+            for name in self._listed_columns():
+                if name not in frame.columns:
+                    raise ValueError(
+                        f"global feature column {name!r} is missing from the DataFrame "
+                        f"(columns: {[str(c) for c in frame.columns][:12]})"
+                    )
+                pairs.append((name, name))
+        names = [n for n, _ in pairs]
+        if len(set(names)) != len(names) or len(frame.columns.unique()) != len(frame.columns):
+            raise ValueError(
+                f"the DataFrame has duplicated column names ({[str(c) for c in frame.columns]}):"
+                " each global feature needs its own column"
+            )
+        known = getattr(self, "global_feature_names_", None) if fitted else None
+        if known is not None and names != list(known):
+            raise ValueError(
+                f"X has the global feature columns {names}, but the featurizer was fitted "
+                f"with {list(known)}: give the same columns in the same order"
+            )
+        return pairs
+
+    def _split_frame(self, X) -> tuple[Any, np.ndarray | None, tuple[str, ...] | None]:
+        """``(structures, global values (n, k) or None, global names or None)`` of ``X``."""
+        if not _is_frame(X):
+            if self.global_features is not None:
+                raise ValueError(
+                    f"global_features={self.global_features!r} reads the extra columns of a "
+                    f"DataFrame, but X is a {type(X).__name__}: pass a DataFrame with a "
+                    f"{self.structure_column!r} column and the global columns, or set "
+                    "global_features=None"
+                )
+            return X, None, None
+        col = self.structure_column
+        if col not in X.columns:
+            raise ValueError(
+                f"a DataFrame input needs a {col!r} column (structure_column={col!r}); got "
+                f"columns {[str(c) for c in X.columns][:10]}"
+            )
+        structures = X[col]  # a Series: its index labels become the graph ids
+        if self.global_features is None:
+            return structures, None, None
+        pairs = self._global_columns(X)
+        values = np.empty((len(X), len(pairs)), dtype=np.float64)
+        for k, (name, label) in enumerate(pairs):
+            values[:, k] = _numeric_column(X[label], name)
+        values.flags.writeable = False  # the graphs hold row views, like the neighbour lists
+        return structures, values, tuple(name for name, _ in pairs)
 
     def _read(self, s, allowed: np.ndarray) -> tuple:
         """Read a Structure through pymatgen's public API: ``(content key, atomic numbers,
@@ -559,7 +680,8 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
             except _BadItem as exc:
                 errors.append((pos, g.id, str(exc)))
                 continue
-            out.append(CrystalGraph(g.numbers, idx, dist, self.atom_table_, gaussian, g.id))
+            out.append(CrystalGraph(g.numbers, idx, dist, self.atom_table_, gaussian, g.id,
+                                    g.global_features, g.global_names))
         if errors:
             raise CrystalGraphError(errors, len(graphs))
         return CrystalGraphs(out)
@@ -602,7 +724,8 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
 
         The output of ``transform`` is a sequence of graphs, not a matrix; these are the
         columns of the atom feature matrix (``atom:...``) and of the expanded bond features
-        (``bond:gaussian_<centre>A``) that the collate step builds from it.
+        (``bond:gaussian_<centre>A``) that the collate step builds from it, then the global
+        feature columns (``global:<name>``) when ``global_feature_names_`` is known.
         """
         check_is_fitted(self)
         if isinstance(self.atom_features, str) and self.atom_features == "cgcnn":
@@ -617,7 +740,8 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
             f"bond:gaussian_{mu:.2f}A"
             for mu in gaussian_centers(self.dmin, self.step, self.radius).astype(float)
         ]
-        return atom + bond
+        names = getattr(self, "global_feature_names_", None)
+        return atom + bond + ([] if names is None else [f"global:{n}" for n in names])
 
     def citations(self) -> list[str]:
         """BibTeX entries to cite when using this featurizer."""
@@ -647,6 +771,33 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
             "cgcnn_sk developers (this implementation)",
             "Tian Xie and Jeffrey C. Grossman (CGCNN method and the atom_init.json encoding, MIT)",
         ]
+
+
+def _is_frame(X) -> bool:
+    import pandas as pd
+
+    return isinstance(X, pd.DataFrame)
+
+
+def _numeric_column(column, name: str) -> np.ndarray:
+    """A global feature column as finite float64 values, or a ValueError naming the row."""
+    labels = list(column.index)
+    if column.dtype.kind not in "biuf":
+        raw = column.to_numpy(dtype=object)
+        bad = next((i for i, v in enumerate(raw) if not isinstance(v, Real | np.number)), 0)
+        raise ValueError(
+            f"global feature column {name!r} is not numeric (dtype {column.dtype}): row {bad} "
+            f"(index {labels[bad]!r}) holds {raw[bad]!r}; global features must be numbers"
+        )
+    values = column.to_numpy(dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"global feature column {name!r} holds {values[i]} at row {i} (index "
+            f"{labels[i]!r}), {bad.size} non-finite value(s) in all: fill or drop them"
+        )
+    return values
 
 
 def _is_graphs(X) -> bool:

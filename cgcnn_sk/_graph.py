@@ -57,6 +57,12 @@ class CrystalGraph:
         ``(dmin, step, radius)`` of the Gaussian bond expansion done at batch time.
     id : str or None
         Identifier of the source structure (file name, material id), for messages.
+    global_features : ndarray of shape (n_global,), float64, or None
+        Extra per-structure inputs (temperature, pressure, a composition descriptor), raw
+        (unscaled), from the numeric columns of a DataFrame input; ``None`` (the default) for
+        a graph without them, which is then exactly the graph of earlier versions.
+    global_names : tuple of str or None
+        The names of those columns, in order (``None`` exactly when ``global_features`` is).
     """
 
     numbers: np.ndarray
@@ -65,6 +71,8 @@ class CrystalGraph:
     atom_table: np.ndarray
     gaussian: tuple[float, float, float]
     id: str | None = None
+    global_features: np.ndarray | None = None
+    global_names: tuple[str, ...] | None = None
 
     @property
     def n_atoms(self) -> int:
@@ -98,16 +106,23 @@ class CrystalGraph:
         return len(gaussian_centers(dmin, step, radius))
 
     @property
+    def n_global(self) -> int:
+        """Number of global (per-structure) features, 0 without them."""
+        return 0 if self.global_features is None else int(self.global_features.shape[0])
+
+    @property
     def nbytes(self) -> int:
         """Bytes stored for this graph (the shared atom table is not counted)."""
-        return int(self.numbers.nbytes + self.nbr_index.nbytes + self.nbr_dist.nbytes)
+        extra = 0 if self.global_features is None else self.global_features.nbytes
+        return int(self.numbers.nbytes + self.nbr_index.nbytes + self.nbr_dist.nbytes + extra)
 
     def __repr__(self) -> str:
         name = f"{self.id!r}, " if self.id is not None else ""
+        extra = f", global_features={self.n_global}" if self.global_features is not None else ""
         return (
             f"CrystalGraph({name}n_atoms={self.n_atoms}, max_num_nbr={self.max_num_nbr}, "
             f"n_bonds={self.n_bonds}, atom_features={self.n_atom_features}, "
-            f"bond_features={self.n_bond_features})"
+            f"bond_features={self.n_bond_features}{extra})"
         )
 
 
@@ -172,10 +187,11 @@ class CrystalGraphs(Sequence):
         if not self.graphs:
             return "CrystalGraphs(n_graphs=0)"
         g = self.graphs[0]
+        extra = f", global_features={g.n_global}" if g.global_features is not None else ""
         return (
             f"CrystalGraphs(n_graphs={len(self)}, n_atoms={self.n_atoms}, "
             f"max_num_nbr={g.max_num_nbr}, atom_features={g.n_atom_features}, "
-            f"bond_features={g.n_bond_features})"
+            f"bond_features={g.n_bond_features}{extra})"
         )
 
 

@@ -230,6 +230,13 @@ class CGCNN(nn.Module):
     (:meth:`site_outputs`). Same parameters, same names; only the order of pooling and head
     differs.
 
+    With ``n_global > 0`` every crystal also has ``n_global`` global (per-structure) inputs
+    ``s`` (temperature, pressure...), concatenated to the activated pooled vector where it
+    enters the hidden layers: ``conv_to_fc(concat(g(c), s))``, so ``conv_to_fc`` has
+    ``atom_fea_len + n_global`` inputs. With ``readout="atom"`` each atom's row gets its
+    crystal's ``s`` (``head(concat(g(v_i), s))``): the per-site decomposition stays exact and
+    the site values depend on the globals. ``n_global=0`` is the reference network.
+
     Parameters
     ----------
     n_atom_fea : int
@@ -261,6 +268,10 @@ default="softplus"
         ``"crystal"``: pool, then the head (the reference). ``"atom"``: the head on every
         atom, then pool; a prediction decomposes into site contributions for ``"mean"`` and
         ``"sum"`` pooling.
+    n_global : int, default=0
+        Number of global (per-structure) inputs, passed to :meth:`forward` as ``global_fea``
+        (the estimators learn it from the graphs in ``fit`` and scale the values); ``0``:
+        none.
 
     Attributes
     ----------
@@ -305,6 +316,7 @@ default="softplus"
         n_out: int = 1,
         classification: bool = False,
         readout: str = "crystal",
+        n_global: int = 0,
     ):
         super().__init__()
         act = _activation_factory(activation)
@@ -320,6 +332,7 @@ default="softplus"
             ("h_fea_len", h_fea_len, 1),
             ("n_h", n_h, 1),
             ("n_out", n_out, 1),
+            ("n_global", n_global, 0),
         ]:
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -330,11 +343,12 @@ default="softplus"
         self.pooling = pooling
         self.classification = classification
         self.readout = readout
+        self.n_global = n_global
         self.embedding = nn.Linear(n_atom_fea, atom_fea_len)
         self.convs = nn.ModuleList(
             [ConvLayer(atom_fea_len, n_bond_fea, activation, batchnorm) for _ in range(n_conv)]
         )
-        self.conv_to_fc = nn.Linear(atom_fea_len, h_fea_len)
+        self.conv_to_fc = nn.Linear(atom_fea_len + n_global, h_fea_len)
         self.conv_to_fc_act = act()
         self.conv_to_fc_act2 = act()
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
@@ -351,10 +365,13 @@ default="softplus"
         nbr_idx: torch.Tensor,
         crystal_idx: torch.Tensor,
         n_crystals,
+        global_fea: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict one row per crystal.
 
-        The arguments are the keys of :func:`cgcnn_sk._collate.collate_graphs`.
+        The arguments are the keys of :func:`cgcnn_sk._collate.collate_graphs`;
+        ``global_fea`` of shape (n_crystals, n_global) is required exactly when
+        ``n_global > 0``.
 
         Returns
         -------
@@ -362,10 +379,35 @@ default="softplus"
             Target values (regression) or class logits (classification).
         """
         n_crystals = int(n_crystals)
+        s = self._check_globals(global_fea, n_crystals)
         x = self.atom_vectors(atom_fea, bond_fea, self_idx, nbr_idx)
         if self.readout == "atom":
-            return _pool(self.fc_out(self._hidden(x)), crystal_idx, n_crystals, self.pooling)
-        return self.fc_out(self._hidden(_pool(x, crystal_idx, n_crystals, self.pooling)))
+            rows = None if s is None else s.index_select(0, crystal_idx)
+            return _pool(self.fc_out(self._hidden(x, rows)), crystal_idx, n_crystals,
+                         self.pooling)
+        return self.fc_out(self._hidden(_pool(x, crystal_idx, n_crystals, self.pooling), s))
+
+    def _check_globals(self, global_fea, n_crystals: int) -> torch.Tensor | None:
+        """The global inputs as a float tensor of the weights' dtype, or a clear error."""
+        k = getattr(self, "n_global", 0)  # modules pickled before n_global existed
+        if global_fea is None:
+            if k:
+                raise ValueError(
+                    f"this CGCNN has n_global={k} global inputs but the batch has none "
+                    "(global_fea missing): featurize a DataFrame with the same global columns"
+                )
+            return None
+        if not k:
+            raise ValueError(
+                f"the batch has {tuple(global_fea.shape)[-1]} global features (global_fea) but "
+                "this CGCNN has n_global=0: fit it on graphs with global features"
+            )
+        if tuple(global_fea.shape) != (n_crystals, k):
+            raise ValueError(
+                f"global_fea has shape {tuple(global_fea.shape)}, expected ({n_crystals}, {k}) "
+                f"(n_crystals, n_global)"
+            )
+        return global_fea.to(self.conv_to_fc.weight.dtype)
 
     def atom_vectors(
         self,
@@ -381,9 +423,13 @@ default="softplus"
             x = conv(x, bond_fea, self_idx, nbr_idx, degree)
         return x
 
-    def _hidden(self, c: torch.Tensor) -> torch.Tensor:
-        """``conv_to_fc`` and the ``n_h - 1`` hidden layers, row by row (crystals or atoms)."""
-        c = self.conv_to_fc_act2(self.conv_to_fc(self.conv_to_fc_act(c)))
+    def _hidden(self, c: torch.Tensor, s: torch.Tensor | None = None) -> torch.Tensor:
+        """``conv_to_fc`` and the ``n_h - 1`` hidden layers, row by row (crystals or atoms);
+        ``s`` (one row per row of ``c``) joins the activated vectors before ``conv_to_fc``."""
+        c = self.conv_to_fc_act(c)
+        if s is not None:
+            c = torch.cat([c, s], dim=1)
+        c = self.conv_to_fc_act2(self.conv_to_fc(c))
         c = self.dropout(c)
         if hasattr(self, "fcs"):
             for fc, act in zip(self.fcs, self.fc_acts, strict=True):
@@ -398,19 +444,21 @@ default="softplus"
         nbr_idx: torch.Tensor,
         crystal_idx: torch.Tensor,
         n_crystals,
+        global_fea: torch.Tensor | None = None,
         layer: str = "pooled",
     ) -> torch.Tensor:
         """The learned crystal vectors: one row per crystal.
 
         Parameters
         ----------
-        atom_fea, bond_fea, self_idx, nbr_idx, crystal_idx, n_crystals
+        atom_fea, bond_fea, self_idx, nbr_idx, crystal_idx, n_crystals, global_fea
             As in :meth:`forward`.
         layer : {"pooled", "hidden"}, default="pooled"
-            ``"pooled"``: the pooled atom vectors, the input of ``conv_to_fc`` (width
-            ``atom_fea_len``). ``"hidden"``: the output of the last hidden layer, the input
-            of ``fc_out`` (width ``h_fea_len``); with ``readout="atom"`` the pooled per-atom
-            hidden vectors.
+            ``"pooled"``: the pooled atom vectors, the structure's part of the input of
+            ``conv_to_fc`` (width ``atom_fea_len``; global inputs are *not* included, they
+            are the caller's own columns). ``"hidden"``: the output of the last hidden
+            layer, the input of ``fc_out`` (width ``h_fea_len``), which does depend on the
+            global inputs; with ``readout="atom"`` the pooled per-atom hidden vectors.
 
         Returns
         -------
@@ -419,12 +467,14 @@ default="softplus"
         if layer not in EMBEDDING_LAYERS:
             raise ValueError(f"layer={layer!r} is not one of {list(EMBEDDING_LAYERS)}")
         n_crystals = int(n_crystals)
+        s = self._check_globals(global_fea, n_crystals)
         x = self.atom_vectors(atom_fea, bond_fea, self_idx, nbr_idx)
         if layer == "pooled":
             return _pool(x, crystal_idx, n_crystals, self.pooling)
         if self.readout == "atom":
-            return _pool(self._hidden(x), crystal_idx, n_crystals, self.pooling)
-        return self._hidden(_pool(x, crystal_idx, n_crystals, self.pooling))
+            rows = None if s is None else s.index_select(0, crystal_idx)
+            return _pool(self._hidden(x, rows), crystal_idx, n_crystals, self.pooling)
+        return self._hidden(_pool(x, crystal_idx, n_crystals, self.pooling), s)
 
     def site_outputs(
         self,
@@ -434,11 +484,14 @@ default="softplus"
         nbr_idx: torch.Tensor,
         crystal_idx: torch.Tensor | None = None,
         n_crystals=None,
+        global_fea: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The head's output on every atom, shape (n_atoms, n_out); needs ``readout="atom"``.
 
         :meth:`forward` pools these rows with ``pooling``, so for ``"mean"`` (``"sum"``) a
-        crystal's output is the mean (sum) of its atoms' rows. With the default
+        crystal's output is the mean (sum) of its atoms' rows (with global inputs, each row
+        is computed with its crystal's ``global_fea``, which then needs ``crystal_idx``). With
+        the default
         ``readout="crystal"`` the head acts on the pooled vector, after a non-linear
         activation, so there is no such decomposition and this raises.
         """
@@ -449,4 +502,11 @@ default="softplus"
                 "pooled vector through non-linear layers, so its prediction is no sum of "
                 "per-site terms"
             )
-        return self.fc_out(self._hidden(self.atom_vectors(atom_fea, bond_fea, self_idx, nbr_idx)))
+        rows = None
+        if global_fea is not None or getattr(self, "n_global", 0):
+            if crystal_idx is None:
+                raise ValueError("site outputs with global inputs need crystal_idx")
+            n = int(n_crystals) if n_crystals is not None else int(crystal_idx.max()) + 1
+            rows = self._check_globals(global_fea, n).index_select(0, crystal_idx)
+        x = self.atom_vectors(atom_fea, bond_fea, self_idx, nbr_idx)
+        return self.fc_out(self._hidden(x, rows))

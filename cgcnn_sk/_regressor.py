@@ -88,6 +88,16 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
         Standardisation learned from ``y`` (a constant target gets scale 1).
     target_mean_, target_scale_ : ndarray of shape (n_outputs_,)
         Its ``mean_`` and ``scale_``.
+    n_global_ : int
+        Number of global (per-structure) features the graphs carry (``0``: none; from a
+        DataFrame through ``CrystalGraphFeaturizer(global_features=...)``). The module gets
+        ``module__n_global = n_global_`` and joins them to the pooled crystal vector.
+    global_feature_names_ : ndarray of str or None
+        Their column names; ``predict`` requires the same columns in the same order.
+    global_scaler_ : sklearn.preprocessing.StandardScaler or None
+        Standardisation of the global features learned from the graphs given to ``fit``
+        (under cross-validation: the training fold only; a constant column gets scale 1),
+        applied to every batch in training and prediction. Saved by ``save_params``.
     history_ : skorch.History
         Per epoch: ``train_loss``, ``valid_loss`` (standardised units; ``valid_*`` with a
         split), ``train_mae``, ``valid_mae`` (original units, skorch ``EpochScoring`` on the
@@ -120,6 +130,16 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
     (2,)
     >>> list(model[-1].history[-1, ("train_loss", "train_mae")]) # doctest: +SKIP
     [0.41, 5.2]
+
+    Per-structure inputs (a temperature) from the numeric columns of a DataFrame, scaled
+    inside ``fit`` and joined to the pooled crystal vector:
+
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"structure": structures, "temperature": [300.0, 400.0] * 3})
+    >>> model.set_params(graph__global_features=["temperature"]).fit(frame, y)[-1].n_global_
+    1
+    >>> model[-1].global_scaler_.mean_.tolist(), model.predict(frame[:2]).shape
+    ([350.0], (2,))
     """
 
     def __init__(
@@ -208,6 +228,9 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
         gaussian: Sequence[float],
         target_mean: float | Sequence[float] = 0.0,
         target_scale: float | Sequence[float] = 1.0,
+        global_mean: Sequence[float] | None = None,
+        global_scale: Sequence[float] | None = None,
+        global_names: Sequence[str] | None = None,
     ) -> CGCNNRegressor:
         """Become fitted without data: set what ``fit`` learns, then build the module.
 
@@ -229,6 +252,13 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
             The module predicts ``(y - target_mean) / target_scale``. Scalars mean one target
             and 1-D predictions (like a 1-D ``y`` in ``fit``); arrays of length k mean k
             targets and predictions of shape (n_samples, k).
+
+        global_mean, global_scale : array-like of shape (n_global,), default=None
+            The standardisation of the global (per-structure) features, which the module
+            sees as ``(value - global_mean) / global_scale``; ``None`` (both): no global
+            features.
+        global_names : sequence of str, default=None
+            Their column names, checked against the graphs' at predict time.
 
         Returns
         -------
@@ -261,6 +291,7 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
                 f"target_mean={mean.tolist()}, target_scale={scale.tolist()}"
             )
         self._set_graph_dims(n_atom_features, gaussian)
+        self._set_globals(global_mean, global_scale, global_names)
         self.n_outputs_ = int(mean.size)
         # a StandardScaler as fit would leave it, from its documented fitted attributes
         scaler = StandardScaler()

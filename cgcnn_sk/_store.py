@@ -73,6 +73,19 @@ def _save(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def _check_no_globals(graphs: CrystalGraphs, start: int) -> None:
+    """Format 1 has no place for per-structure inputs: refuse rather than drop them."""
+    for pos, g in enumerate(graphs):
+        if g.global_features is not None:
+            name = f" ({g.id!r})" if g.id is not None else ""
+            raise ValueError(
+                f"item {start + pos}{name} carries {g.n_global} global features "
+                f"{list(g.global_names or ())}: the graph store (format {VERSION}) does not hold "
+                "global features; store the graphs without them and keep the global columns "
+                "in memory, or featurize the DataFrame in memory"
+            )
+
+
 def _write_shard(root: Path, name: str, graphs: CrystalGraphs, m: int) -> dict:
     sizes = np.fromiter((g.n_atoms for g in graphs), dtype=np.int64, count=len(graphs))
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -145,6 +158,8 @@ def write_graph_store(
     X : iterable
         Anything ``CrystalGraphFeaturizer.transform`` takes item by item: Structures, ASE
         Atoms, CIF paths or text, or CrystalGraphs (re-cut to the featurizer's settings).
+        Graphs with global (per-structure) features are refused with a ``ValueError``: the
+        format does not store them.
     featurizer : CrystalGraphFeaturizer, default=None
         Its settings are recorded in the header; ``None`` means ``CrystalGraphFeaturizer()``.
     shard_size : int, default=5000
@@ -196,6 +211,7 @@ def write_graph_store(
         except CrystalGraphError as exc:  # keep going: report every bad item at the end
             errors.extend((start + pos, ident, msg) for pos, ident, msg in exc.errors)
         else:
+            _check_no_globals(graphs, start)
             if not errors:  # after a bad chunk, shards would no longer match positions
                 shards.append(_write_shard(root, f"shard-{len(shards):05d}", graphs, m))
         start += len(chunk)

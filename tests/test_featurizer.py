@@ -67,6 +67,8 @@ def test_defaults_and_init_stores_only():
         "n_jobs": None,
         "memory": None,
         "verbose": False,
+        "structure_column": "structure",
+        "global_features": None,
     }
     bad = CrystalGraphFeaturizer(radius=-1, max_num_nbr=0, step=0)  # no error until fit
     assert bad.radius == -1 and not hasattr(bad, "atom_table_")
