@@ -18,9 +18,9 @@ import joblib
 
 __all__ = ["ModelFileError", "load"]
 
-# joblib's compressed formats (zlib, gzip, bz2, lzma, xz, lz4) start with these bytes
-_COMPRESSED = (b"ZF", b"\x78", b"\x1f\x8b", b"BZh", b"]\x00\x00\x80\x00", b"\xfd7zXZ",
-               b"\x04\x22\x4d\x18")
+# the compressed formats joblib reads, by their first bytes (zlib, gzip, bz2, lzma, xz, lz4)
+# (joblib 1.3-1.5 ``compressor.py``; ``ZF`` is its old zlib format)
+_COMPRESSED = (b"x", b"\x1f\x8b", b"BZ", b"]\x00", b"\xfd7zXZ", b'\x04"M\x18', b"ZF")
 
 
 # what pickle, joblib's array reader and the decompressors say when the data stops early
@@ -52,6 +52,12 @@ def _unpickle_error(path: Path, err: Exception) -> ModelFileError:
         f.seek(-1, os.SEEK_END)
         last = f.read(1)
     compressed = head.startswith(_COMPRESSED)
+    if not compressed and head[:1] != b"\x80":  # pickle protocols >= 2 start with PROTO
+        kind = " (a zip archive: torch.save? see pretrained.load or load_params)" \
+            if head.startswith(b"PK") else ""
+        return ModelFileError(
+            f"{path} is not a pickle or joblib file{kind}: it starts with {head!r}"
+        )
     if isinstance(err, (ModuleNotFoundError, ImportError, AttributeError)):
         return ModelFileError(
             f"{path} cannot be unpickled: {type(err).__name__}: {err} (it was saved with other "
@@ -63,12 +69,6 @@ def _unpickle_error(path: Path, err: Exception) -> ModelFileError:
         return ModelFileError(
             f"{path} is truncated: the pickle ends early ({size} bytes on disk; an interrupted "
             "save or copy?); save or copy it again"
-        )
-    if not compressed and head[:1] != b"\x80":
-        kind = " (a zip archive: torch.save? see pretrained.load or load_params)" \
-            if head.startswith(b"PK") else ""
-        return ModelFileError(
-            f"{path} is not a pickle or joblib file{kind}: it starts with {head!r}"
         )
     return ModelFileError(f"{path} is a damaged pickle: {type(err).__name__}: {err}")
 

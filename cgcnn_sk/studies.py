@@ -45,8 +45,11 @@ import pandas as pd
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import FitFailedWarning
+from sklearn.metrics import get_scorer
 from sklearn.model_selection import GridSearchCV, KFold, ParameterGrid, check_cv, cross_validate
 from sklearn.utils import _safe_indexing
+
+from ._interrupt import RunInterrupted, SigintWatch, watch_sigint
 
 __all__ = [
     "STUDIES",
@@ -168,6 +171,25 @@ _INT_COLUMNS = ("max_num_nbr", "atom_fea_len", "n_conv", "h_fea_len", "max_epoch
 _SCORING = {"mae": "neg_mean_absolute_error", "rmse": "neg_root_mean_squared_error"}
 
 
+class _UnlessInterrupted:
+    """A scorer that first raises ``KeyboardInterrupt`` if Ctrl-C came during the fit.
+
+    skorch ends its epoch loop on Ctrl-C and returns normally, so without this
+    ``cross_validate`` would score the half-trained net and go on to the next fold.
+    """
+
+    def __init__(self, scorer, watch: SigintWatch):
+        self.scorer, self.watch = scorer, watch
+
+    def __call__(self, estimator, X, y=None, **kwargs):
+        self.watch.check()
+        return self.scorer(estimator, X, y, **kwargs)
+
+
+def _scoring(watch: SigintWatch, names: Mapping[str, str] = _SCORING) -> dict:
+    return {k: _UnlessInterrupted(get_scorer(v), watch) for k, v in names.items()}
+
+
 def _describe(v):
     """A printable, JSON-able stand-in for a parameter value: classes and callables by name."""
     if isinstance(v, np.generic):
@@ -254,12 +276,23 @@ class StudyResult:
     def write_report(
         self, out_dir: str | Path, formats: Iterable[str] = ("md", "html")
     ) -> dict[str, Path]:
-        """Write figures, CSV tables, ``meta.json`` and the report into ``out_dir``."""
+        """Write figures, CSV tables, ``meta.json`` and the report into ``out_dir``.
+
+        A partial result (``meta["interrupted"]``, see :func:`run_study`) says so at the top.
+        """
         from .report import write_report
 
         out_dir = Path(out_dir)
         paths = write_report(self.table, self.histories, self.predictions, out_dir,
                              meta=self.meta, formats=formats)
+        note = self.meta.get("interrupted")
+        if note:  # a partial result says so before anything else
+            for fmt, (after, banner) in {"md": ("\n", f"\n> **{note}**\n"),
+                                         "html": ("</h1>", f"\n<p><b>{note}</b></p>")}.items():
+                if fmt in paths:
+                    text = paths[fmt].read_text()
+                    i = text.index(after) + len(after)
+                    paths[fmt].write_text(text[:i] + banner + text[i:])
         paths["meta"] = out_dir / "meta.json"
         paths["meta"].write_text(json.dumps(self.meta, indent=2, default=str))
         return paths
@@ -366,7 +399,7 @@ def _reasons(messages: Iterable[str]) -> str:
     return "; ".join(dict.fromkeys(m for text in messages for m in _ERROR_LINE.findall(text)))
 
 
-def _cross_validate(est, X, y, folds, n_jobs) -> dict:
+def _cross_validate(est, X, y, folds, n_jobs, scoring) -> dict:
     """``cross_validate`` with ``error_score=np.nan``, keeping why a fold failed.
 
     scikit-learn reports fit and scoring failures as warnings (and raises when every fit
@@ -376,7 +409,7 @@ def _cross_validate(est, X, y, folds, n_jobs) -> dict:
         warnings.simplefilter("always")
         try:
             res = cross_validate(
-                est, X, y, cv=folds, scoring=_SCORING, return_estimator=True,
+                est, X, y, cv=folds, scoring=scoring, return_estimator=True,
                 return_indices=True, n_jobs=n_jobs, error_score=np.nan,
             )
         except ValueError as exc:
@@ -442,8 +475,9 @@ def _param_columns(est) -> dict:
 class _Collector:
     """Accumulates the three tidy tables; remembers fits that several studies share."""
 
-    def __init__(self, X, y, folds, ids, n_jobs, bar):
+    def __init__(self, X, y, folds, ids, n_jobs, bar, scoring):
         self.X, self.y, self.folds, self.ids, self.n_jobs, self.bar = X, y, folds, ids, n_jobs, bar
+        self.scoring = scoring
         self.rows, self.hist, self.preds = [], [], []
         self._done: dict[str, tuple] = {}
 
@@ -451,7 +485,7 @@ class _Collector:
         key = _fit_key(est) if model == "cgcnn" else None
         if key is None or key not in self._done:
             X = self.X if X is None else X
-            res = _cross_validate(est, X, self.y, self.folds, self.n_jobs)
+            res = _cross_validate(est, X, self.y, self.folds, self.n_jobs, self.scoring)
             self._done[key] = _tables(res, X, self.y, self.folds, self.ids), res
         (rows, hist, preds), res = self._done[key]
         names = {"study": study, "model": model, "setting": label}
@@ -553,6 +587,13 @@ def run_study(
     -------
     result : StudyResult
 
+    Raises
+    ------
+    RunInterrupted
+        On Ctrl-C (a ``KeyboardInterrupt``): the setting being cross-validated is dropped
+        rather than scored half-trained; ``exc.result`` holds the finished settings (``None``
+        if none finished), marked partial in ``meta["interrupted"]`` and in its report.
+
     Examples
     --------
     >>> from cgcnn_sk.datasets import load_jdft2d  # doctest: +SKIP
@@ -604,33 +645,42 @@ def run_study(
 
         bar = tqdm(total=sum(map(len, settings.values())) + 2 * ("baseline" in names),
                    desc="settings", unit="setting")
-    runs = _Collector(graphs, y, folds, None if ids is None else list(ids), n_jobs, bar)
     labels = {}
-    try:
-        for name in sweeps:
-            for setting in settings[name]:
-                label = _label(setting) or "preset base"
-                labels[(name, label)] = setting
-                runs.run(name, "cgcnn", label, clone(base).set_params(**setting), setting)
-        if "baseline" in names:
-            if baseline_cgcnn == "default":
-                runs.run("baseline", "cgcnn", "preset default", clone(base), {})
-            else:
-                grid = [g for n in (sweeps or spec["grids"]) for g in study_grids[n]]
-                inner = KFold(inner_cv, shuffle=True, random_state=random_state)
-                search = GridSearchCV(clone(base), grid, cv=inner, error_score=np.nan,
-                                      scoring="neg_mean_absolute_error")
-                n = len(ParameterGrid(grid))
-                runs.run("baseline", "cgcnn", f"nested CV over {n} settings", search)
-            if baseline is None:
-                from .baselines import make_rf_baseline
+    current = stopped = None  # (study, setting) being cross-validated / interrupted
+    with watch_sigint() as watch:
+        runs = _Collector(graphs, y, folds, None if ids is None else list(ids), n_jobs, bar,
+                          _scoring(watch))
+        try:
+            for name in sweeps:
+                for setting in settings[name]:
+                    label = _label(setting) or "preset base"
+                    labels[(name, label)] = setting
+                    current = (name, label)
+                    runs.run(name, "cgcnn", label, clone(base).set_params(**setting), setting)
+            if "baseline" in names:
+                if baseline_cgcnn == "default":
+                    current = ("baseline", "preset default")
+                    runs.run("baseline", "cgcnn", "preset default", clone(base), {})
+                else:
+                    grid = [g for n in (sweeps or spec["grids"]) for g in study_grids[n]]
+                    inner = KFold(inner_cv, shuffle=True, random_state=random_state)
+                    search = GridSearchCV(clone(base), grid, cv=inner, error_score=np.nan,
+                                          scoring=_scoring(watch, {"mae": _SCORING["mae"]})["mae"])
+                    n = len(ParameterGrid(grid))
+                    current = ("baseline", f"nested CV over {n} settings")
+                    runs.run("baseline", "cgcnn", current[1], search)
+                if baseline is None:
+                    from .baselines import make_rf_baseline
 
-                baseline = make_rf_baseline(random_state=random_state, **spec["rf"])
-            kind = baseline.get_params().get("matminer__kind")
-            runs.run("baseline", "rf", f"RF {kind}" if kind else "RF", clone(baseline), {}, X)
-    finally:
-        if bar is not None:
-            bar.close()
+                    baseline = make_rf_baseline(random_state=random_state, **spec["rf"])
+                kind = baseline.get_params().get("matminer__kind")
+                current = ("baseline", f"RF {kind}" if kind else "RF")
+                runs.run("baseline", "rf", current[1], clone(baseline), {}, X)
+        except KeyboardInterrupt:  # keep what finished; the setting being run is dropped
+            stopped = current or ("featurizing", "")
+        finally:
+            if bar is not None:
+                bar.close()
     table, hist, preds = runs.frames()
     info = {
         "preset": preset,
@@ -647,4 +697,14 @@ def run_study(
         "wall_time": round(time.perf_counter() - t_start, 1),
         **(meta or {}),
     }
+    if stopped is not None:
+        done = len({(r["study"], r["setting"]) for r in runs.rows})
+        total = sum(map(len, settings.values())) + 2 * ("baseline" in names)
+        info["interrupted"] = (
+            f"PARTIAL: interrupted (Ctrl-C) in {stopped[0]}: {stopped[1]}; {done} of {total} "
+            "settings finished and are reported, that one and the ones after it were not run "
+            "(the study does not resume: run it again for the full report)"
+        )
+        raise RunInterrupted(info["interrupted"],
+                             StudyResult(table, hist, preds, info, labels) if done else None)
     return StudyResult(table, hist, preds, info, labels)
