@@ -8,6 +8,9 @@ its own: any pipeline parameter is given as ``--<step>__<param>=<value>`` and go
 
 Errors in arguments or data end the command with one line ``cgcnn-sk: error: ...`` on stderr
 and a non-zero exit code (2 for bad arguments, 1 for bad data); ``--debug`` shows the traceback.
+Ctrl-C ends with exit code 130 and a line on stderr saying what was kept: ``train`` saves the
+model trained so far, ``matbench`` keeps its finished members (the same command resumes),
+``study`` writes a report of the settings that finished, marked partial.
 """
 
 from __future__ import annotations

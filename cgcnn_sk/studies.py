@@ -23,6 +23,10 @@ the figures and writes the report. A fit that raises (a diverging loss, a bad pa
 scored as ``error_score=np.nan`` does in scikit-learn: its rows say ``status="failed"`` with the
 reason, and the report lists the setting as failed instead of scoring it.
 
+On Ctrl-C the setting being cross-validated is dropped, not scored half-trained (skorch ends
+its epoch loop on ``KeyboardInterrupt`` and returns as if done), and :func:`run_study` raises
+:class:`~cgcnn_sk._interrupt.RunInterrupted` holding the finished settings, marked partial.
+
 Structures are featurized once, at the largest ``max_num_nbr`` of the run, and the graphs are
 passed as ``X``: the pipeline's featurizer re-cuts them to each setting's neighbour count
 (exact, and cheap next to a fit).
@@ -700,10 +704,11 @@ def run_study(
     if stopped is not None:
         done = len({(r["study"], r["setting"]) for r in runs.rows})
         total = sum(map(len, settings.values())) + 2 * ("baseline" in names)
+        kept = ("are reported" if done else "nothing is kept") + ", that one and the ones after"
         info["interrupted"] = (
             f"PARTIAL: interrupted (Ctrl-C) in {stopped[0]}: {stopped[1]}; {done} of {total} "
-            "settings finished and are reported, that one and the ones after it were not run "
-            "(the study does not resume: run it again for the full report)"
+            f"settings finished and {kept} it were not run (the study does not resume: run it "
+            "again for the full report)"
         )
         raise RunInterrupted(info["interrupted"],
                              StudyResult(table, hist, preds, info, labels) if done else None)

@@ -191,7 +191,7 @@ def test_study_does_not_score_an_interrupted_fit(small, monkeypatch):
 def test_study_interrupted_in_its_first_setting_has_no_result(small, monkeypatch):
     structures, y = small
     _ctrl_c_at(monkeypatch, epoch=1, fit=1)
-    with pytest.raises(RunInterrupted, match="0 of 1 settings finished") as exc:
+    with pytest.raises(RunInterrupted, match="0 of 1 settings finished and nothing is kept") as exc:
         run_study(structures, y, "pooling", cv=2, params=TINY, n_jobs=1,
                   grids={"pooling": {"cgcnn__module__pooling": ["mean"]}})
     assert exc.value.result is None
