@@ -304,6 +304,7 @@ def _cmd_study(args, params) -> int:
             data.structures, data.y, names, cv=cv, preset=args.preset,
             random_state=args.random_state, n_jobs=n_jobs, params=params, ids=data.ids,
             baseline_cgcnn=args.baseline_cgcnn, verbose=not args.quiet,
+            memory=None if args.no_cache else out / "cache",
             meta={"data": data.name, "target": data.target, "unit": data.unit,
                   "command": _command(args)},
         )
@@ -314,6 +315,8 @@ def _cmd_study(args, params) -> int:
                 err.result.meta["folds"] = folds_note
             paths = err.result.write_report(out, formats)
             text += f"; partial report: {paths.get('html', paths.get('md'))}"
+        if not args.no_cache:
+            text += f". Resume with the same command: {_command(args)}"
         print(f"cgcnn-sk study: {text}", file=sys.stderr)
         return 130
     if folds_note:
@@ -604,6 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     p.add_argument("--n-jobs", type=int, default=None,
                    help="folds fitted in parallel processes (default: min(folds, cores))")
+    p.add_argument("--no-cache", action="store_true",
+                   help="do not cache finished settings in OUT/cache (by default a rerun, e.g. "
+                   "after Ctrl-C, reads them from there instead of fitting them again)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_study)
 

@@ -35,6 +35,7 @@ passed as ``X``: the pipeline's featurizer re-cuts them to each setting's neighb
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import warnings
@@ -52,6 +53,7 @@ from sklearn.exceptions import FitFailedWarning
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import GridSearchCV, KFold, ParameterGrid, check_cv, cross_validate
 from sklearn.utils import _safe_indexing
+from sklearn.utils.validation import check_memory
 
 from ._interrupt import RunInterrupted, SigintWatch, watch_sigint
 
@@ -476,21 +478,48 @@ def _param_columns(est) -> dict:
     return {c: _describe(params.get(p)) for c, p in PARAM_COLUMNS.items()}
 
 
-class _Collector:
-    """Accumulates the three tidy tables; remembers fits that several studies share."""
+def _cv_tables(est, X, y, folds, ids, n_jobs, scoring, key):
+    """One setting's cross-validation and its tables; ``key`` names it in a disk cache."""
+    res = _cross_validate(est, X, y, folds, n_jobs, scoring)
+    return _tables(res, X, y, folds, ids), res
 
-    def __init__(self, X, y, folds, ids, n_jobs, bar, scoring):
+
+class _Collector:
+    """Accumulates the three tidy tables; remembers fits that several studies share.
+
+    With a ``memory`` location every finished setting is also cached on disk (joblib.Memory),
+    keyed by the package version, the model, every parameter value and a hash of ``X``,
+    ``y``, the folds and the ids, so a rerun of an interrupted study resumes. A setting that
+    is interrupted raises out of the cached call, and joblib stores nothing for it.
+    """
+
+    def __init__(self, X, y, folds, ids, n_jobs, bar, scoring, memory=None):
         self.X, self.y, self.folds, self.ids, self.n_jobs, self.bar = X, y, folds, ids, n_jobs, bar
         self.scoring = scoring
         self.rows, self.hist, self.preds = [], [], []
         self._done: dict[str, tuple] = {}
+        self.cached = memory is not None and memory.location is not None
+        self._cv = memory.cache(_cv_tables, ignore=["est", "X", "n_jobs", "scoring"]) \
+            if self.cached else _cv_tables
+        self._x_hashes: dict[int, str] = {}
+        self.from_cache = 0
+
+    def _cache_key(self, model, est, X) -> tuple:
+        from . import __version__
+
+        if id(X) not in self._x_hashes:  # the graphs (or the RF's structures), hashed once
+            self._x_hashes[id(X)] = joblib.hash(X)
+        return (__version__, model, _fit_key(est), self._x_hashes[id(X)])
 
     def run(self, study, model, label, est, swept: Mapping | None = None, X=None) -> None:
         key = _fit_key(est) if model == "cgcnn" else None
         if key is None or key not in self._done:
             X = self.X if X is None else X
-            res = _cross_validate(est, X, self.y, self.folds, self.n_jobs, self.scoring)
-            self._done[key] = _tables(res, X, self.y, self.folds, self.ids), res
+            args = (est, X, self.y, self.folds, self.ids, self.n_jobs, self.scoring)
+            kwargs = {"key": self._cache_key(model, est, X) if self.cached else None}
+            if self.cached and self._cv.check_call_in_cache(*args, **kwargs):
+                self.from_cache += 1
+            self._done[key] = self._cv(*args, **kwargs)
         (rows, hist, preds), res = self._done[key]
         names = {"study": study, "model": model, "setting": label}
         extra = _param_columns(est) if model == "cgcnn" else dict.fromkeys(PARAM_COLUMNS)
@@ -536,6 +565,7 @@ def run_study(
     baseline: Any = None,
     baseline_cgcnn: str = "default",
     inner_cv: int = 3,
+    memory: Any = None,
     ids: Sequence[Any] | None = None,
     meta: Mapping[str, Any] | None = None,
     verbose: bool = False,
@@ -580,6 +610,12 @@ def run_study(
         outer training fold, so no test fold chooses the setting it is scored with.
     inner_cv : int, default=3
         Inner folds of ``baseline_cgcnn="nested"``.
+    memory : str, path or joblib.Memory, default=None
+        Cache every finished setting's cross-validation (tables and fitted estimators) on
+        disk, so that the same call after an interruption resumes and reruns are free. Keyed
+        by the package version, every parameter value and hashes of the graphs, ``y``, folds
+        and ids; the timing columns of a cached setting are those of the run that fitted it
+        (``meta["settings_from_cache"]`` counts them).
     ids : sequence, optional
         Identifiers of the structures, kept in the predictions table.
     meta : mapping, optional
@@ -607,6 +643,7 @@ def run_study(
     """
     t_start = time.perf_counter()
     names = _resolve_studies(study)
+    memory = check_memory(os.fspath(memory) if isinstance(memory, os.PathLike) else memory)
     _check_preset(preset)
     if baseline_cgcnn not in ("default", "nested"):
         raise ValueError(f"baseline_cgcnn must be 'default' or 'nested', got {baseline_cgcnn!r}")
@@ -653,7 +690,7 @@ def run_study(
     current = stopped = None  # (study, setting) being cross-validated / interrupted
     with watch_sigint() as watch:
         runs = _Collector(graphs, y, folds, None if ids is None else list(ids), n_jobs, bar,
-                          _scoring(watch))
+                          _scoring(watch), memory)
         try:
             for name in sweeps:
                 for setting in settings[name]:
@@ -696,6 +733,7 @@ def run_study(
         "baseline_cgcnn": baseline_cgcnn,
         "inner_cv": inner_cv if baseline_cgcnn == "nested" else None,
         "featurize_first_time": round(featurize_first, 3),
+        **({"settings_from_cache": runs.from_cache} if runs.cached else {}),
         "featurize_widest": widest,
         "params": {k: _describe(v) for k, v in (params or {}).items()},
         "wall_time": round(time.perf_counter() - t_start, 1),
@@ -705,10 +743,12 @@ def run_study(
         done = len({(r["study"], r["setting"]) for r in runs.rows})
         total = sum(map(len, settings.values())) + 2 * ("baseline" in names)
         kept = ("are reported" if done else "nothing is kept") + ", that one and the ones after"
+        again = (f"they are cached in {memory.location}: the same call resumes from there"
+                 if runs.cached else
+                 "the study does not resume without memory=: run it again for the full report")
         info["interrupted"] = (
             f"PARTIAL: interrupted (Ctrl-C) in {stopped[0]}: {stopped[1]}; {done} of {total} "
-            f"settings finished and {kept} it were not run (the study does not resume: run it "
-            "again for the full report)"
+            f"settings finished and {kept} it were not run ({again})"
         )
         raise RunInterrupted(info["interrupted"],
                              StudyResult(table, hist, preds, info, labels) if done else None)

@@ -188,6 +188,26 @@ def test_study_does_not_score_an_interrupted_fit(small, monkeypatch):
         "PARTIAL: interrupted (Ctrl-C) in pooling: pooling=max; 1 of 2 settings finished")
 
 
+def test_study_with_memory_resumes_from_the_finished_settings(small, monkeypatch, tmp_path):
+    structures, y = small
+    kwargs = dict(cv=2, params={**TINY, "cgcnn__max_epochs": 2}, n_jobs=1,
+                  grids={"pooling": {"cgcnn__module__pooling": ["mean", "max"]}})
+    _ctrl_c_at(monkeypatch, epoch=1, fit=3)
+    with pytest.raises(RunInterrupted, match=f"cached in {tmp_path}: the same call resumes"):
+        run_study(structures, y, "pooling", memory=tmp_path, **kwargs)
+    monkeypatch.undo()
+    fits = _ctrl_c_at(monkeypatch, epoch=99)  # counts fits, never interrupts
+    resumed = run_study(structures, y, "pooling", memory=tmp_path, **kwargs)
+    assert len(fits) == 2  # the two folds of pooling=max; pooling=mean came from the cache
+    assert resumed.meta["settings_from_cache"] == 1
+    monkeypatch.undo()
+    fresh = run_study(structures, y, "pooling", **kwargs)
+    cols = ["setting", "fold", "test_mae", "test_rmse", "epochs", "status"]
+    pd.testing.assert_frame_equal(resumed.table[cols], fresh.table[cols])
+    pd.testing.assert_frame_equal(resumed.predictions, fresh.predictions)
+    assert "settings_from_cache" not in fresh.meta
+
+
 def test_study_interrupted_in_its_first_setting_has_no_result(small, monkeypatch):
     structures, y = small
     _ctrl_c_at(monkeypatch, epoch=1, fit=1)
@@ -197,14 +217,14 @@ def test_study_interrupted_in_its_first_setting_has_no_result(small, monkeypatch
     assert exc.value.result is None
 
 
-def test_cli_study_writes_a_partial_report(csv_file, tmp_path, monkeypatch, capsys):
+def test_cli_study_writes_a_partial_report_and_resumes(csv_file, tmp_path, monkeypatch, capsys):
     out = tmp_path / "report"
     _ctrl_c_at(monkeypatch, epoch=1, fit=3)
-    code = main(["study", "--data", f"csv:{csv_file}", "--studies", "pooling", "--cv", "2",
-                 "--out", str(out), "--n-jobs", "1", "--quiet", "--format", "md,html",
-                 "--cgcnn__max_epochs=2", "--cgcnn__module__atom_fea_len=8",
-                 "--cgcnn__module__h_fea_len=8", "--cgcnn__module__n_conv=1"])
-    assert code == 130
+    argv = ["study", "--data", f"csv:{csv_file}", "--studies", "pooling", "--cv", "2",
+            "--out", str(out), "--n-jobs", "1", "--quiet", "--format", "md,html",
+            "--cgcnn__max_epochs=2", "--cgcnn__module__atom_fea_len=8",
+            "--cgcnn__module__h_fea_len=8", "--cgcnn__module__n_conv=1"]
+    assert main(argv) == 130
     err = capsys.readouterr().err
     assert err.startswith("cgcnn-sk study: PARTIAL: interrupted (Ctrl-C) in pooling: "
                           "pooling=max; 1 of 2 settings finished")
@@ -215,3 +235,10 @@ def test_cli_study_writes_a_partial_report(csv_file, tmp_path, monkeypatch, caps
     assert md[2].startswith("> **PARTIAL: interrupted (Ctrl-C) in pooling: pooling=max")
     html = (out / "report.html").read_text()
     assert "</h1>\n<p><b>PARTIAL: interrupted (Ctrl-C)" in html
+    assert f"Resume with the same command: cgcnn-sk study --data csv:{csv_file}" in err
+    monkeypatch.undo()
+    fits = _ctrl_c_at(monkeypatch, epoch=99)
+    assert main(argv) == 0
+    assert len(fits) == 2  # pooling=mean was read from OUT/cache
+    assert len(pd.read_csv(out / "results.csv")) == 4
+    assert "PARTIAL" not in (out / "report.md").read_text()
