@@ -742,14 +742,18 @@ def run_study(
     if stopped is not None:
         done = len({(r["study"], r["setting"]) for r in runs.rows})
         total = sum(map(len, settings.values())) + 2 * ("baseline" in names)
-        kept = ("are reported" if done else "nothing is kept") + ", that one and the ones after"
-        again = (f"they are cached in {memory.location}: the same call resumes from there"
-                 if runs.cached else
-                 "the study does not resume without memory=: run it again for the full report")
-        info["interrupted"] = (
-            f"PARTIAL: interrupted (Ctrl-C) in {stopped[0]}: {stopped[1]}; {done} of {total} "
-            f"settings finished and {kept} it were not run ({again})"
-        )
+        where = f"PARTIAL: interrupted (Ctrl-C) in {stopped[0]}: {stopped[1]}; "
+        if not done:
+            info["interrupted"] = where + "no setting had finished, nothing is kept"
+        elif runs.cached:
+            info["interrupted"] = where + (
+                f"{done} of {total} settings finished: they are reported and cached in "
+                f"{memory.location}, so the same call resumes from there")
+        else:
+            info["interrupted"] = where + (
+                f"{done} of {total} settings finished and are reported; that one and the ones "
+                "after it were not run (without memory= the study does not resume: run it "
+                "again for the full report)")
         raise RunInterrupted(info["interrupted"],
                              StudyResult(table, hist, preds, info, labels) if done else None)
     return StudyResult(table, hist, preds, info, labels)

@@ -193,7 +193,8 @@ def test_study_with_memory_resumes_from_the_finished_settings(small, monkeypatch
     kwargs = dict(cv=2, params={**TINY, "cgcnn__max_epochs": 2}, n_jobs=1,
                   grids={"pooling": {"cgcnn__module__pooling": ["mean", "max"]}})
     _ctrl_c_at(monkeypatch, epoch=1, fit=3)
-    with pytest.raises(RunInterrupted, match=f"cached in {tmp_path}: the same call resumes"):
+    with pytest.raises(RunInterrupted, match=f"1 of 2 settings finished: they are reported "
+                                             f"and cached in {tmp_path}, so the same call"):
         run_study(structures, y, "pooling", memory=tmp_path, **kwargs)
     monkeypatch.undo()
     fits = _ctrl_c_at(monkeypatch, epoch=99)  # counts fits, never interrupts
@@ -211,7 +212,8 @@ def test_study_with_memory_resumes_from_the_finished_settings(small, monkeypatch
 def test_study_interrupted_in_its_first_setting_has_no_result(small, monkeypatch):
     structures, y = small
     _ctrl_c_at(monkeypatch, epoch=1, fit=1)
-    with pytest.raises(RunInterrupted, match="0 of 1 settings finished and nothing is kept") as exc:
+    with pytest.raises(RunInterrupted,
+                       match="pooling=mean; no setting had finished, nothing is kept") as exc:
         run_study(structures, y, "pooling", cv=2, params=TINY, n_jobs=1,
                   grids={"pooling": {"cgcnn__module__pooling": ["mean"]}})
     assert exc.value.result is None
