@@ -4,7 +4,7 @@ The data flow reads top to bottom: structures -> :class:`CrystalGraphFeaturizer`
 batches (:mod:`cgcnn_sk.graph`) -> :class:`CGCNN` (torch) -> :class:`CGCNNRegressor` /
 :class:`CGCNNClassifier` (skorch) -> studies and reports. Data loaders live in
 :mod:`cgcnn_sk.datasets`, random-forest baselines in :mod:`cgcnn_sk.baselines`, reference
-checkpoints in :mod:`cgcnn_sk.pretrained`.
+checkpoints in :mod:`cgcnn_sk.pretrained`; :func:`load` reads a saved model back.
 """
 
 from . import baselines, datasets, graph
@@ -14,6 +14,7 @@ from ._embedding import CGCNNEmbedder
 from ._ensemble import CGCNNEnsembleRegressor
 from ._featurizer import CrystalGraphError, CrystalGraphFeaturizer, clear_cache
 from ._graph import CrystalGraph, CrystalGraphs
+from ._load import ModelFileError, load
 from ._module import CGCNN, ConvLayer
 from ._regressor import CGCNNRegressor
 from ._store import GraphStore, GraphStoreError, write_graph_store
@@ -33,11 +34,13 @@ __all__ = [
     "CrystalGraphs",
     "GraphStore",
     "GraphStoreError",
+    "ModelFileError",
     "__version__",
     "baselines",
     "clear_cache",
     "datasets",
     "graph",
+    "load",
     "load_atom_table",
     "write_graph_store",
 ]

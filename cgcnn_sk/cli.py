@@ -8,6 +8,9 @@ its own: any pipeline parameter is given as ``--<step>__<param>=<value>`` and go
 
 Errors in arguments or data end the command with one line ``cgcnn-sk: error: ...`` on stderr
 and a non-zero exit code (2 for bad arguments, 1 for bad data); ``--debug`` shows the traceback.
+Ctrl-C ends with exit code 130 and a line on stderr saying what was kept: ``train`` saves the
+model trained so far, ``matbench`` keeps its finished members (the same command resumes),
+``study`` writes a report of the settings that finished, marked partial.
 """
 
 from __future__ import annotations
@@ -294,13 +297,28 @@ def _cmd_study(args, params) -> int:
     t0 = time.perf_counter()
     _say(args, f"study {','.join(names)} on {data.name} ({len(data.structures)} structures), "
                f"preset {args.preset}")
-    result = run_study(
-        data.structures, data.y, names, cv=cv, preset=args.preset,
-        random_state=args.random_state, n_jobs=n_jobs, params=params, ids=data.ids,
-        baseline_cgcnn=args.baseline_cgcnn, verbose=not args.quiet,
-        meta={"data": data.name, "target": data.target, "unit": data.unit,
-              "command": "cgcnn-sk " + " ".join(args.argv)},
-    )
+    from ._interrupt import RunInterrupted
+
+    try:
+        result = run_study(
+            data.structures, data.y, names, cv=cv, preset=args.preset,
+            random_state=args.random_state, n_jobs=n_jobs, params=params, ids=data.ids,
+            baseline_cgcnn=args.baseline_cgcnn, verbose=not args.quiet,
+            memory=None if args.no_cache else out / "cache",
+            meta={"data": data.name, "target": data.target, "unit": data.unit,
+                  "command": _command(args)},
+        )
+    except RunInterrupted as err:
+        text = str(err)
+        if err.result is not None:
+            if folds_note:
+                err.result.meta["folds"] = folds_note
+            paths = err.result.write_report(out, formats)
+            text += f"; partial report: {paths.get('html', paths.get('md'))}"
+        if not args.no_cache:
+            text += f". Resume with the same command: {_command(args)}"
+        print(f"cgcnn-sk study: {text}", file=sys.stderr)
+        return 130
     if folds_note:
         result.meta["folds"] = folds_note
     result.meta["wall_time"] = round(time.perf_counter() - t0, 1)
@@ -315,8 +333,6 @@ def _cmd_study(args, params) -> int:
 
 
 def _cmd_featurize(args, params) -> int:
-    import joblib
-
     from ._featurizer import CrystalGraphFeaturizer
 
     feat_params = {}
@@ -335,8 +351,7 @@ def _cmd_featurize(args, params) -> int:
     graphs = featurizer.fit_transform(data.structures)
     dt = time.perf_counter() - t0
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(
+    _dump(
         {"graphs": graphs, "y": data.y, "ids": data.ids, "data": data.name,
          "target": data.target, "unit": data.unit,
          "featurizer_params": featurizer.get_params()},
@@ -347,9 +362,21 @@ def _cmd_featurize(args, params) -> int:
     return 0
 
 
-def _cmd_train(args, params) -> int:
+def _dump(obj, out: Path) -> None:
+    """``joblib.dump`` through a temporary file: an interrupted save leaves no partial file."""
     import joblib
 
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    try:
+        joblib.dump(obj, tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _cmd_train(args, params) -> int:
+    from ._interrupt import watch_sigint
     from .studies import make_cgcnn_pipeline
 
     data = _subsample(_load(args), args.max_samples, args.random_state)
@@ -360,7 +387,7 @@ def _cmd_train(args, params) -> int:
     except ValueError as err:
         raise CLIError(_one_line(err)) from err
     X, y = data.structures, data.y
-    test_note = ""
+    X_tr, y_tr, te = X, y, None
     if args.test_size:
         if not 0 < args.test_size < 1:
             raise CLIError(f"--test-size must be in (0, 1), got {args.test_size}")
@@ -369,23 +396,50 @@ def _cmd_train(args, params) -> int:
         idx = np.arange(len(X))
         tr, te = train_test_split(idx, test_size=args.test_size, random_state=args.random_state)
         X_tr, y_tr = [X[i] for i in tr], y[tr]
+    out = Path(args.out)
+    with watch_sigint() as watch:
         t0 = time.perf_counter()
-        pipe.fit(X_tr, y_tr)
+        try:
+            pipe.fit(X_tr, y_tr)
+        except KeyboardInterrupt:  # skorch stops only its epoch loop; anything else ends here
+            print("cgcnn-sk train: interrupted outside the training epochs (featurizing, or "
+                  "setting up or finishing the fit); nothing was saved", file=sys.stderr)
+            return 130
         fit_time = time.perf_counter() - t0
+        pipe.set_params(cgcnn__verbose=0, graph__verbose=False)
+        if watch.interrupted:  # skorch caught the Ctrl-C and returned what it had trained
+            _dump(pipe, out)
+            print(f"cgcnn-sk train: {_interrupted_at(pipe[-1])}; saved the model trained so "
+                  f"far to {out}. Use it with: cgcnn-sk predict {out} FILE..., or "
+                  f"cgcnn_sk.load({str(out)!r})", file=sys.stderr)
+            return 130
+    test_note = ""
+    if te is not None:
         mae = float(np.mean(np.abs(pipe.predict([X[i] for i in te]) - y[te])))
         test_note = f"; test MAE on {len(te)} held-out structures: {mae:.4g} {data.unit or ''}"
-    else:
-        t0 = time.perf_counter()
-        pipe.fit(X, y)
-        fit_time = time.perf_counter() - t0
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pipe.set_params(cgcnn__verbose=0, graph__verbose=False)
-    joblib.dump(pipe, out)
-    print(f"trained on {len(X) if not args.test_size else len(tr)} structures of {data.name} "
+    _dump(pipe, out)
+    print(f"trained on {len(y_tr)} structures of {data.name} "
           f"in {fit_time:.1f} s ({len(pipe[-1].history)} epochs){test_note}")
     print(f"saved pipeline to {out}")
     return 0
+
+
+def _interrupted_at(net) -> str:
+    """``interrupted at epoch 3 of 50 (2 complete; ...)``: where a Ctrl-C stopped ``net``."""
+    history = net.history
+    done = sum("dur" in row for row in history)  # skorch's EpochTimer ends every epoch
+    text = f"interrupted (Ctrl-C) at epoch {len(history)} of {net.max_epochs} ({done} complete"
+    stopper = dict(getattr(net, "callbacks_", [])).get("early_stopping")
+    best = getattr(stopper, "best_epoch_", None)
+    if best and getattr(stopper, "load_best", False):  # on_train_end restored that epoch
+        text += f"; weights of epoch {best}, the lowest {stopper.monitor} so far"
+    return text + ")"
+
+
+def _command(args) -> str:
+    import shlex
+
+    return "cgcnn-sk " + shlex.join(args.argv)
 
 
 def _cmd_matbench(args, params) -> int:
@@ -402,8 +456,15 @@ def _cmd_matbench(args, params) -> int:
             folds = [int(v) for v in args.folds.split(",") if v.strip()]
         except ValueError as err:
             raise CLIError(f"--folds {args.folds!r}: give fold numbers like 0,2") from err
-    table = run_matbench(args.task, preset=args.preset, folds=folds, out=args.out,
-                         data_home=args.data_home, progress=not args.quiet)
+    from ._interrupt import RunInterrupted
+
+    try:
+        table = run_matbench(args.task, preset=args.preset, folds=folds, out=args.out,
+                             data_home=args.data_home, progress=not args.quiet)
+    except RunInterrupted as err:
+        print(f"cgcnn-sk matbench: {err}. Resume with the same command: {_command(args)}",
+              file=sys.stderr)
+        return 130
     root = Path(args.out) / args.task / args.preset
     if len(table):
         print(table[["fold", "n_members", "mae", "rmse", "max_error", "wall_s"]]
@@ -444,14 +505,14 @@ def _cmd_predict(args, params) -> int:
     paths = _structure_paths(items)
     model_path = Path(model).expanduser()
     if model_path.is_file() and model_path.suffix in (".joblib", ".pkl", ".pickle"):
-        import joblib
+        from ._load import ModelFileError, load
 
         try:
-            pipe = joblib.load(model_path)
-        except Exception as err:
-            raise CLIError(f"cannot load model {model_path}: {_one_line(err)}") from err
+            pipe = load(model_path)
+        except ModelFileError as err:
+            raise CLIError(f"cannot load model: {_one_line(err)}") from err
         if not hasattr(pipe, "predict"):
-            raise CLIError(f"{model_path} holds a {type(pipe).__name__}, not a fitted pipeline")
+            raise CLIError(f"{model_path} holds a {type(pipe).__name__}, which cannot predict")
         pred = np.asarray(pipe.predict([str(p) for p in paths]))
         frame = pd.DataFrame({"id": [p.stem for p in paths], "file": [str(p) for p in paths]})
         if pred.ndim == 1:
@@ -546,6 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     p.add_argument("--n-jobs", type=int, default=None,
                    help="folds fitted in parallel processes (default: min(folds, cores))")
+    p.add_argument("--no-cache", action="store_true",
+                   help="do not cache finished settings in OUT/cache (by default a rerun, e.g. "
+                   "after Ctrl-C, reads them from there instead of fitting them again)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_study)
 
@@ -626,8 +690,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         params = parse_set_params(extra)
         return int(args.func(args, params) or 0)
-    except KeyboardInterrupt:
-        print("cgcnn-sk: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # the commands that keep partial work say so themselves
+        print(f"cgcnn-sk {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
         return 130
     except CLIError as err:
         if debug:

@@ -16,7 +16,9 @@ Everything is written as it finishes, under ``<out>/<task>/<preset>/``::
     summary.csv, summary.md       ours per fold and mean, beside the published Matbench rows
 
 A rerun skips finished members and folds, so an interrupted run resumes where it stopped; a
-finished fold can gain members later by raising ``n_members``.
+finished fold can gain members later by raising ``n_members``. On Ctrl-C the member being
+fitted is not written (skorch would return it half-trained as if finished) and
+:func:`run_matbench` raises :class:`~cgcnn_sk._interrupt.RunInterrupted` saying what was kept.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from skorch.callbacks import Callback
 
 from ._ensemble import CGCNNEnsembleRegressor
 from ._featurizer import CrystalGraphFeaturizer
+from ._interrupt import RunInterrupted, watch_sigint
 from ._regressor import CGCNNRegressor
 from .datasets import load_jdft2d, load_matbench, matbench_folds
 from .pretrained import PretrainedInit
@@ -219,6 +222,12 @@ def run_matbench(
         One row per finished fold (``fold``, ``mae``, ``rmse``, ``max_error``, ``wall_s``,
         ``epochs_per_s``, ...), the same table as ``folds/*.json``.
 
+    Raises
+    ------
+    RunInterrupted
+        On Ctrl-C (a ``KeyboardInterrupt``): the finished members stay on disk, the one being
+        fitted is not written, and the message says so; the same call resumes.
+
     Examples
     --------
     >>> from cgcnn_sk.matbench import run_matbench
@@ -251,7 +260,6 @@ def run_matbench(
     y = np.asarray(y, dtype=np.float64)
     ids = np.asarray(matbench_ids(task, len(y)))
     splits = matbench_folds(len(y))
-    graphs = CrystalGraphFeaturizer(**recipe["featurizer"]).fit_transform(structures)
 
     def member_file(k, m):
         return fold_dir / f"fold{k}_member{m}.csv"
@@ -267,33 +275,47 @@ def run_matbench(
                    desc=f"matbench {task}", unit="epoch")
         callbacks = [("progress", _EpochBar(bar))]
     members = _member(recipe, callbacks).members()
-    try:
-        # Member-major: a partial run gives every fold's first member (a full 5-fold score of
-        # a single net) before the ensembles grow.
-        for m, (name, member) in enumerate(members):
-            for k in folds:
-                path = member_file(k, m)
-                if path.exists():
-                    continue
-                train, test = splits[k]
-                if bar is not None:
-                    bar.set_postfix_str(f"fold {k} {name}")
-                t0 = time.perf_counter()
-                member.fit(graphs[train], y[train])
-                pred = member.predict(graphs[test])
-                wall = time.perf_counter() - t0
-                net = getattr(member, "regressor_", member)
-                text = pd.DataFrame({"id": ids[test], "prediction": pred}).to_csv(index=False)
-                meta = {"member": name, "wall_s": wall, "epochs": len(net.history)}
-                _write_atomic(path, text)
-                _write_atomic(path.with_suffix(".json"), json.dumps(meta))
+    current = None  # the member being fitted, which a Ctrl-C must not leave on disk
+    with watch_sigint() as watch:
+        try:
+            graphs = CrystalGraphFeaturizer(**recipe["featurizer"]).fit_transform(structures)
+            # Member-major: a partial run gives every fold's first member (a full 5-fold
+            # score of a single net) before the ensembles grow.
+            for m, (name, member) in enumerate(members):
+                for k in folds:
+                    path = member_file(k, m)
+                    if path.exists():
+                        continue
+                    train, test = splits[k]
+                    if bar is not None:
+                        bar.set_postfix_str(f"fold {k} {name}")
+                    current = f"fold {k} member {m}"
+                    t0 = time.perf_counter()
+                    member.fit(graphs[train], y[train])
+                    pred = member.predict(graphs[test])
+                    wall = time.perf_counter() - t0
+                    watch.check()  # skorch ends its epoch loop on Ctrl-C and returns
+                    net = getattr(member, "regressor_", member)
+                    text = pd.DataFrame({"id": ids[test], "prediction": pred}).to_csv(
+                        index=False)
+                    meta = {"member": name, "wall_s": wall, "epochs": len(net.history)}
+                    _write_atomic(path.with_suffix(".json"), json.dumps(meta))
+                    _write_atomic(path, text)  # last: the csv marks the member finished
+                    current = None
+                    _finish_fold(k, splits[k], ids, y, recipe, root)
+                    _summarize(task, root)  # the tables on disk follow every member
+            for k in folds:  # resumed runs with nothing left to fit still get their summary
                 _finish_fold(k, splits[k], ids, y, recipe, root)
-                _summarize(task, root)  # the tables on disk follow every member
-        for k in folds:  # resumed runs with nothing left to fit still get their summary
-            _finish_fold(k, splits[k], ids, y, recipe, root)
-    finally:
-        if bar is not None:
-            bar.close()
+        except KeyboardInterrupt:
+            done = len(list(fold_dir.glob("fold*_member*.csv")))
+            lost = f"{current} was not written" if current else "no member was being fitted"
+            raise RunInterrupted(
+                f"interrupted (Ctrl-C); {done} finished member file(s) kept in {fold_dir}, "
+                f"{lost}; a rerun of the same call resumes from there"
+            ) from None
+        finally:
+            if bar is not None:
+                bar.close()
     return _summarize(task, root)
 
 

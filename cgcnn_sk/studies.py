@@ -23,6 +23,10 @@ the figures and writes the report. A fit that raises (a diverging loss, a bad pa
 scored as ``error_score=np.nan`` does in scikit-learn: its rows say ``status="failed"`` with the
 reason, and the report lists the setting as failed instead of scoring it.
 
+On Ctrl-C the setting being cross-validated is dropped, not scored half-trained (skorch ends
+its epoch loop on ``KeyboardInterrupt`` and returns as if done), and :func:`run_study` raises
+:class:`~cgcnn_sk._interrupt.RunInterrupted` holding the finished settings, marked partial.
+
 Structures are featurized once, at the largest ``max_num_nbr`` of the run, and the graphs are
 passed as ``X``: the pipeline's featurizer re-cuts them to each setting's neighbour count
 (exact, and cheap next to a fit).
@@ -31,6 +35,7 @@ passed as ``X``: the pipeline's featurizer re-cuts them to each setting's neighb
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import warnings
@@ -45,8 +50,12 @@ import pandas as pd
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import FitFailedWarning
+from sklearn.metrics import get_scorer
 from sklearn.model_selection import GridSearchCV, KFold, ParameterGrid, check_cv, cross_validate
 from sklearn.utils import _safe_indexing
+from sklearn.utils.validation import check_memory
+
+from ._interrupt import RunInterrupted, SigintWatch, watch_sigint
 
 __all__ = [
     "STUDIES",
@@ -168,6 +177,25 @@ _INT_COLUMNS = ("max_num_nbr", "atom_fea_len", "n_conv", "h_fea_len", "max_epoch
 _SCORING = {"mae": "neg_mean_absolute_error", "rmse": "neg_root_mean_squared_error"}
 
 
+class _UnlessInterrupted:
+    """A scorer that first raises ``KeyboardInterrupt`` if Ctrl-C came during the fit.
+
+    skorch ends its epoch loop on Ctrl-C and returns normally, so without this
+    ``cross_validate`` would score the half-trained net and go on to the next fold.
+    """
+
+    def __init__(self, scorer, watch: SigintWatch):
+        self.scorer, self.watch = scorer, watch
+
+    def __call__(self, estimator, X, y=None, **kwargs):
+        self.watch.check()
+        return self.scorer(estimator, X, y, **kwargs)
+
+
+def _scoring(watch: SigintWatch, names: Mapping[str, str] = _SCORING) -> dict:
+    return {k: _UnlessInterrupted(get_scorer(v), watch) for k, v in names.items()}
+
+
 def _describe(v):
     """A printable, JSON-able stand-in for a parameter value: classes and callables by name."""
     if isinstance(v, np.generic):
@@ -254,12 +282,23 @@ class StudyResult:
     def write_report(
         self, out_dir: str | Path, formats: Iterable[str] = ("md", "html")
     ) -> dict[str, Path]:
-        """Write figures, CSV tables, ``meta.json`` and the report into ``out_dir``."""
+        """Write figures, CSV tables, ``meta.json`` and the report into ``out_dir``.
+
+        A partial result (``meta["interrupted"]``, see :func:`run_study`) says so at the top.
+        """
         from .report import write_report
 
         out_dir = Path(out_dir)
         paths = write_report(self.table, self.histories, self.predictions, out_dir,
                              meta=self.meta, formats=formats)
+        note = self.meta.get("interrupted")
+        if note:  # a partial result says so before anything else
+            for fmt, (after, banner) in {"md": ("\n", f"\n> **{note}**\n"),
+                                         "html": ("</h1>", f"\n<p><b>{note}</b></p>")}.items():
+                if fmt in paths:
+                    text = paths[fmt].read_text()
+                    i = text.index(after) + len(after)
+                    paths[fmt].write_text(text[:i] + banner + text[i:])
         paths["meta"] = out_dir / "meta.json"
         paths["meta"].write_text(json.dumps(self.meta, indent=2, default=str))
         return paths
@@ -366,7 +405,7 @@ def _reasons(messages: Iterable[str]) -> str:
     return "; ".join(dict.fromkeys(m for text in messages for m in _ERROR_LINE.findall(text)))
 
 
-def _cross_validate(est, X, y, folds, n_jobs) -> dict:
+def _cross_validate(est, X, y, folds, n_jobs, scoring) -> dict:
     """``cross_validate`` with ``error_score=np.nan``, keeping why a fold failed.
 
     scikit-learn reports fit and scoring failures as warnings (and raises when every fit
@@ -376,7 +415,7 @@ def _cross_validate(est, X, y, folds, n_jobs) -> dict:
         warnings.simplefilter("always")
         try:
             res = cross_validate(
-                est, X, y, cv=folds, scoring=_SCORING, return_estimator=True,
+                est, X, y, cv=folds, scoring=scoring, return_estimator=True,
                 return_indices=True, n_jobs=n_jobs, error_score=np.nan,
             )
         except ValueError as exc:
@@ -439,20 +478,48 @@ def _param_columns(est) -> dict:
     return {c: _describe(params.get(p)) for c, p in PARAM_COLUMNS.items()}
 
 
-class _Collector:
-    """Accumulates the three tidy tables; remembers fits that several studies share."""
+def _cv_tables(est, X, y, folds, ids, n_jobs, scoring, key):
+    """One setting's cross-validation and its tables; ``key`` names it in a disk cache."""
+    res = _cross_validate(est, X, y, folds, n_jobs, scoring)
+    return _tables(res, X, y, folds, ids), res
 
-    def __init__(self, X, y, folds, ids, n_jobs, bar):
+
+class _Collector:
+    """Accumulates the three tidy tables; remembers fits that several studies share.
+
+    With a ``memory`` location every finished setting is also cached on disk (joblib.Memory),
+    keyed by the package version, the model, every parameter value and a hash of ``X``,
+    ``y``, the folds and the ids, so a rerun of an interrupted study resumes. A setting that
+    is interrupted raises out of the cached call, and joblib stores nothing for it.
+    """
+
+    def __init__(self, X, y, folds, ids, n_jobs, bar, scoring, memory=None):
         self.X, self.y, self.folds, self.ids, self.n_jobs, self.bar = X, y, folds, ids, n_jobs, bar
+        self.scoring = scoring
         self.rows, self.hist, self.preds = [], [], []
         self._done: dict[str, tuple] = {}
+        self.cached = memory is not None and memory.location is not None
+        self._cv = memory.cache(_cv_tables, ignore=["est", "X", "n_jobs", "scoring"]) \
+            if self.cached else _cv_tables
+        self._x_hashes: dict[int, str] = {}
+        self.from_cache = 0
+
+    def _cache_key(self, model, est, X) -> tuple:
+        from . import __version__
+
+        if id(X) not in self._x_hashes:  # the graphs (or the RF's structures), hashed once
+            self._x_hashes[id(X)] = joblib.hash(X)
+        return (__version__, model, _fit_key(est), self._x_hashes[id(X)])
 
     def run(self, study, model, label, est, swept: Mapping | None = None, X=None) -> None:
         key = _fit_key(est) if model == "cgcnn" else None
         if key is None or key not in self._done:
             X = self.X if X is None else X
-            res = _cross_validate(est, X, self.y, self.folds, self.n_jobs)
-            self._done[key] = _tables(res, X, self.y, self.folds, self.ids), res
+            args = (est, X, self.y, self.folds, self.ids, self.n_jobs, self.scoring)
+            kwargs = {"key": self._cache_key(model, est, X) if self.cached else None}
+            if self.cached and self._cv.check_call_in_cache(*args, **kwargs):
+                self.from_cache += 1
+            self._done[key] = self._cv(*args, **kwargs)
         (rows, hist, preds), res = self._done[key]
         names = {"study": study, "model": model, "setting": label}
         extra = _param_columns(est) if model == "cgcnn" else dict.fromkeys(PARAM_COLUMNS)
@@ -498,6 +565,7 @@ def run_study(
     baseline: Any = None,
     baseline_cgcnn: str = "default",
     inner_cv: int = 3,
+    memory: Any = None,
     ids: Sequence[Any] | None = None,
     meta: Mapping[str, Any] | None = None,
     verbose: bool = False,
@@ -542,6 +610,12 @@ def run_study(
         outer training fold, so no test fold chooses the setting it is scored with.
     inner_cv : int, default=3
         Inner folds of ``baseline_cgcnn="nested"``.
+    memory : str, path or joblib.Memory, default=None
+        Cache every finished setting's cross-validation (tables and fitted estimators) on
+        disk, so that the same call after an interruption resumes and reruns are free. Keyed
+        by the package version, every parameter value and hashes of the graphs, ``y``, folds
+        and ids; the timing columns of a cached setting are those of the run that fitted it
+        (``meta["settings_from_cache"]`` counts them).
     ids : sequence, optional
         Identifiers of the structures, kept in the predictions table.
     meta : mapping, optional
@@ -553,6 +627,13 @@ def run_study(
     -------
     result : StudyResult
 
+    Raises
+    ------
+    RunInterrupted
+        On Ctrl-C (a ``KeyboardInterrupt``): the setting being cross-validated is dropped
+        rather than scored half-trained; ``exc.result`` holds the finished settings (``None``
+        if none finished), marked partial in ``meta["interrupted"]`` and in its report.
+
     Examples
     --------
     >>> from cgcnn_sk.datasets import load_jdft2d  # doctest: +SKIP
@@ -562,6 +643,7 @@ def run_study(
     """
     t_start = time.perf_counter()
     names = _resolve_studies(study)
+    memory = check_memory(os.fspath(memory) if isinstance(memory, os.PathLike) else memory)
     _check_preset(preset)
     if baseline_cgcnn not in ("default", "nested"):
         raise ValueError(f"baseline_cgcnn must be 'default' or 'nested', got {baseline_cgcnn!r}")
@@ -604,33 +686,42 @@ def run_study(
 
         bar = tqdm(total=sum(map(len, settings.values())) + 2 * ("baseline" in names),
                    desc="settings", unit="setting")
-    runs = _Collector(graphs, y, folds, None if ids is None else list(ids), n_jobs, bar)
     labels = {}
-    try:
-        for name in sweeps:
-            for setting in settings[name]:
-                label = _label(setting) or "preset base"
-                labels[(name, label)] = setting
-                runs.run(name, "cgcnn", label, clone(base).set_params(**setting), setting)
-        if "baseline" in names:
-            if baseline_cgcnn == "default":
-                runs.run("baseline", "cgcnn", "preset default", clone(base), {})
-            else:
-                grid = [g for n in (sweeps or spec["grids"]) for g in study_grids[n]]
-                inner = KFold(inner_cv, shuffle=True, random_state=random_state)
-                search = GridSearchCV(clone(base), grid, cv=inner, error_score=np.nan,
-                                      scoring="neg_mean_absolute_error")
-                n = len(ParameterGrid(grid))
-                runs.run("baseline", "cgcnn", f"nested CV over {n} settings", search)
-            if baseline is None:
-                from .baselines import make_rf_baseline
+    current = stopped = None  # (study, setting) being cross-validated / interrupted
+    with watch_sigint() as watch:
+        runs = _Collector(graphs, y, folds, None if ids is None else list(ids), n_jobs, bar,
+                          _scoring(watch), memory)
+        try:
+            for name in sweeps:
+                for setting in settings[name]:
+                    label = _label(setting) or "preset base"
+                    labels[(name, label)] = setting
+                    current = (name, label)
+                    runs.run(name, "cgcnn", label, clone(base).set_params(**setting), setting)
+            if "baseline" in names:
+                if baseline_cgcnn == "default":
+                    current = ("baseline", "preset default")
+                    runs.run("baseline", "cgcnn", "preset default", clone(base), {})
+                else:
+                    grid = [g for n in (sweeps or spec["grids"]) for g in study_grids[n]]
+                    inner = KFold(inner_cv, shuffle=True, random_state=random_state)
+                    search = GridSearchCV(clone(base), grid, cv=inner, error_score=np.nan,
+                                          scoring=_scoring(watch, {"mae": _SCORING["mae"]})["mae"])
+                    n = len(ParameterGrid(grid))
+                    current = ("baseline", f"nested CV over {n} settings")
+                    runs.run("baseline", "cgcnn", current[1], search)
+                if baseline is None:
+                    from .baselines import make_rf_baseline
 
-                baseline = make_rf_baseline(random_state=random_state, **spec["rf"])
-            kind = baseline.get_params().get("matminer__kind")
-            runs.run("baseline", "rf", f"RF {kind}" if kind else "RF", clone(baseline), {}, X)
-    finally:
-        if bar is not None:
-            bar.close()
+                    baseline = make_rf_baseline(random_state=random_state, **spec["rf"])
+                kind = baseline.get_params().get("matminer__kind")
+                current = ("baseline", f"RF {kind}" if kind else "RF")
+                runs.run("baseline", "rf", current[1], clone(baseline), {}, X)
+        except KeyboardInterrupt:  # keep what finished; the setting being run is dropped
+            stopped = current or ("featurizing", "")
+        finally:
+            if bar is not None:
+                bar.close()
     table, hist, preds = runs.frames()
     info = {
         "preset": preset,
@@ -642,9 +733,27 @@ def run_study(
         "baseline_cgcnn": baseline_cgcnn,
         "inner_cv": inner_cv if baseline_cgcnn == "nested" else None,
         "featurize_first_time": round(featurize_first, 3),
+        **({"settings_from_cache": runs.from_cache} if runs.cached else {}),
         "featurize_widest": widest,
         "params": {k: _describe(v) for k, v in (params or {}).items()},
         "wall_time": round(time.perf_counter() - t_start, 1),
         **(meta or {}),
     }
+    if stopped is not None:
+        done = len({(r["study"], r["setting"]) for r in runs.rows})
+        total = sum(map(len, settings.values())) + 2 * ("baseline" in names)
+        where = f"PARTIAL: interrupted (Ctrl-C) in {stopped[0]}: {stopped[1]}; "
+        if not done:
+            info["interrupted"] = where + "no setting had finished, nothing is kept"
+        elif runs.cached:
+            info["interrupted"] = where + (
+                f"{done} of {total} settings finished: they are reported and cached in "
+                f"{memory.location}, so the same call resumes from there")
+        else:
+            info["interrupted"] = where + (
+                f"{done} of {total} settings finished and are reported; that one and the ones "
+                "after it were not run (without memory= the study does not resume: run it "
+                "again for the full report)")
+        raise RunInterrupted(info["interrupted"],
+                             StudyResult(table, hist, preds, info, labels) if done else None)
     return StudyResult(table, hist, preds, info, labels)

@@ -24,7 +24,9 @@ from cgcnn_sk import (
     CGCNNRegressor,
     CrystalGraphError,
     CrystalGraphFeaturizer,
+    ModelFileError,
     clear_cache,
+    load,
 )
 from cgcnn_sk import pretrained as pretrained_module
 from cgcnn_sk.cli import main
@@ -234,16 +236,17 @@ def test_pretrained_load_of_a_truncated_checkpoint_names_it(tmp_path):
 
 
 def test_cli_predict_with_a_truncated_pipeline_names_the_file(tmp_path, fitted, capsys):
-    # pickle itself cannot name the file; the command that opens it does
+    # pickle itself cannot name the file (a bare UnpicklingError); cgcnn_sk.load does
     joblib.dump(fitted, tmp_path / "model.joblib")
     cut = _truncate(tmp_path / "model.joblib")
     cif = tmp_path / "NaCl.cif"
     make_nacl_primitive().to(filename=str(cif))
-    assert main(["predict", str(cut), str(cif)]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "cannot load model" in err[0] and "cut_model.joblib" in err[0]
     with pytest.raises(pickle.UnpicklingError):
         joblib.load(cut)
+    assert main(["predict", str(cut), str(cif)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot load model" in err[0]
+    assert f"{cut} is truncated: the pickle ends early" in err[0]
 
 
 def test_cli_predict_with_a_file_of_another_kind_says_what_it_holds(tmp_path, capsys):
@@ -252,7 +255,80 @@ def test_cli_predict_with_a_file_of_another_kind_says_what_it_holds(tmp_path, ca
     make_nacl_primitive().to(filename=str(cif))
     assert main(["predict", str(tmp_path / "model.joblib"), str(cif)]) == 1
     err = capsys.readouterr().err
-    assert "model.joblib holds a dict, not a fitted pipeline" in err
+    assert "model.joblib holds a dict, not a fitted cgcnn_sk pipeline or estimator" in err
+
+
+# ---- cgcnn_sk.load: saved pickles and joblib files ----------------------------------------
+
+
+@pytest.mark.parametrize("compress", [0, 3, ("gzip", 3), ("lzma", 3)],
+                         ids=["raw", "zlib", "gzip", "lzma"])
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.99])
+def test_load_of_a_truncated_joblib_file_says_truncated(tmp_path, fitted, graphs_y, compress,
+                                                        keep):
+    path = tmp_path / "net.joblib"
+    joblib.dump(fitted, path, compress=compress)
+    graphs = graphs_y[0][:4]
+    np.testing.assert_array_equal(load(path).predict(graphs), fitted.predict(graphs))
+    cut = _truncate(path, keep)
+    with pytest.raises(ModelFileError) as exc:
+        load(cut)
+    assert str(exc.value).startswith(f"{cut} is truncated: the pickle ends early "
+                                     f"({cut.stat().st_size} bytes on disk")
+
+
+def test_load_of_a_truncated_plain_pickle_says_truncated(tmp_path, fitted):
+    path = tmp_path / "net.pkl"
+    path.write_bytes(pickle.dumps(fitted))
+    with pytest.raises(ModelFileError, match=r"cut_net\.pkl is truncated"):
+        load(_truncate(path, 0.8))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", r"x\.joblib is empty \(0 bytes"),
+     (b"id,target\nmp-1,0.5\n", r"x\.joblib is not a pickle or joblib file: it starts with "
+                                 r"b'id,targe'"),
+     (b"PK\x03\x04" + bytes(20), r"x\.joblib is not a pickle or joblib file \(a zip archive: "
+                                  r"torch\.save\?")],
+    ids=["empty", "csv-text", "zip"],
+)
+def test_load_of_a_file_that_is_not_a_pickle_names_it(tmp_path, content, message):
+    (tmp_path / "x.joblib").write_bytes(content)
+    with pytest.raises(ModelFileError, match=message):
+        load(tmp_path / "x.joblib")
+
+
+def test_load_of_a_missing_file_or_a_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.joblib: no such file"):
+        load(tmp_path / "nope.joblib")
+    with pytest.raises(ModelFileError, match=r"is a folder, not a saved model file"):
+        load(tmp_path)
+
+
+def test_load_of_something_else_than_a_fitted_model_says_what_it_holds(tmp_path):
+    from sklearn.linear_model import Ridge
+
+    cases = [
+        ({"graphs": [], "y": None}, r"holds crystal graphs \(cgcnn-sk featurize output: keys "
+                                    r"\['graphs', 'y'\]\), not a model"),
+        (Ridge().fit([[0.0], [1.0]], [0.0, 1.0]),
+         r"holds a Ridge, not a fitted cgcnn_sk pipeline or estimator"),
+        (CGCNNRegressor(), r"holds an unfitted CGCNNRegressor: fit it before saving"),
+    ]
+    for i, (obj, message) in enumerate(cases):
+        joblib.dump(obj, tmp_path / f"{i}.joblib")
+        with pytest.raises(ModelFileError, match=rf"{i}\.joblib " + message):
+            load(tmp_path / f"{i}.joblib")
+
+
+def test_load_of_a_pickle_that_needs_a_missing_module_says_so(tmp_path):
+    # protocol-2 GLOBAL opcode for a class of a module that does not exist, then STOP
+    (tmp_path / "old.pkl").write_bytes(b"\x80\x02cno_such_module\nNet\nq\x00)\x81q\x01.")
+    with pytest.raises(ModelFileError, match=r"old\.pkl cannot be unpickled: "
+                                             r"ModuleNotFoundError: No module named "
+                                             r"'no_such_module' \(it was saved with other"):
+        load(tmp_path / "old.pkl")
 
 
 # ---- the loaders ---------------------------------------------------------------------------
