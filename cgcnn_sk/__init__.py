@@ -10,10 +10,11 @@ checkpoints in :mod:`cgcnn_sk.pretrained`; :func:`load` reads a saved model back
 from . import baselines, datasets, graph
 from ._atoms import load_atom_table
 from ._classifier import CGCNNClassifier
-from ._embedding import CGCNNEmbedder
+from ._embedder import CGCNNEmbedder
 from ._ensemble import CGCNNEnsembleRegressor
 from ._featurizer import CrystalGraphError, CrystalGraphFeaturizer, clear_cache
 from ._graph import CrystalGraph, CrystalGraphs
+from ._interrupt import RunInterrupted
 from ._load import ModelFileError, load
 from ._module import CGCNN, ConvLayer
 from ._regressor import CGCNNRegressor
@@ -35,6 +36,7 @@ __all__ = [
     "GraphStore",
     "GraphStoreError",
     "ModelFileError",
+    "RunInterrupted",
     "__version__",
     "baselines",
     "clear_cache",

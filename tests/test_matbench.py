@@ -116,15 +116,20 @@ def test_cli_names_a_bad_fold_list(tmp_path, capsys):
 @pytest.mark.slow
 def test_recipe_fold0_reproduces_the_committed_mae(tmp_path):
     # Acceptance of the accuracy issue: a seeded rerun of fold 0 lands within 5 % of the
-    # committed figure, with as many members as are committed (members are seeded 0, 1, ...;
-    # torch on another CPU may round differently, hence the margin rather than equality).
-    committed = COMMITTED / "fold0.json"
-    if not committed.exists():
+    # committed figure (torch on another CPU may round differently, hence the margin rather
+    # than equality). Members are seeded 0, 1, ...; the first two are rerun (300 s of CI
+    # instead of 750 for all five) and compared with the mean of the same two committed
+    # members' predictions, each committed per structure.
+    files = [COMMITTED / f"fold0_member{m}.csv" for m in (0, 1)]
+    if not all(f.exists() for f in files):
         pytest.skip("fold 0 of the jdft2d recipe is not committed yet")
-    record = json.loads(committed.read_text())
-    preset = {**MATBENCH_PRESETS["recipe"], "n_members": record["n_members"]}
+    truth = pd.read_csv(COMMITTED.parent / "predictions.csv").set_index("id")
+    pred = pd.concat([pd.read_csv(f).set_index("id")["prediction"] for f in files], axis=1)
+    target = truth.loc[pred.index, "target"]
+    committed_mae = float((pred.mean(axis=1) - target).abs().mean())
+    preset = {**MATBENCH_PRESETS["recipe"], "n_members": 2}
     table = run_matbench("jdft2d", preset=preset, folds=[0], out=tmp_path, progress=False)
-    assert table["mae"].iloc[0] == pytest.approx(record["mae"], rel=0.05)
+    assert table["mae"].iloc[0] == pytest.approx(committed_mae, rel=0.05)
 
 
 def test_presets_are_complete():
