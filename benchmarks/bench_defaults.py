@@ -49,6 +49,10 @@ CONFIGS = {
     "defaults": {},
     "recipe": dict(RECIPE),
     "defaults_balanced": {"class_weight": "balanced"},
+    # the recipe's whole-set training at the old epoch budget: are 300 epochs needed?
+    "fixed100": {"train_split": None, "patience": None},
+    # early stopping on the split's ROC AUC instead of its loss
+    "monitor_auc": {"early_stopping_monitor": "roc_auc"},
 }
 
 
