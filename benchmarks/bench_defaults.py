@@ -6,6 +6,7 @@ Two held-out checks, one torch thread each (``OMP_NUM_THREADS=1``)::
     OMP_NUM_THREADS=1 python benchmarks/bench_defaults.py --rows regressor
     OMP_NUM_THREADS=1 python benchmarks/bench_defaults.py --rows clf:recipe
     python benchmarks/bench_defaults.py --summary                         # print the tables
+    OMP_NUM_THREADS=1 python benchmarks/bench_defaults.py --speed eager-64 compile-64 eager-256
 
 * ``regressor``: ``CGCNNRegressor()`` on a held-out 20 % of jdft2d
   (``train_test_split(test_size=0.2, random_state=0)``) against predicting the training mean.
@@ -38,7 +39,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, log_loss, r
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from cgcnn_sk import CGCNNClassifier, CGCNNRegressor, CrystalGraphFeaturizer
-from cgcnn_sk.datasets import load_jdft2d, load_perovskites
+from cgcnn_sk.datasets import load_jdft2d, load_perovskites, matbench_folds
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -170,12 +171,41 @@ def run_classifier(configs: list[str], n: int) -> None:
         _save_row(f"clf:{config}:{part}", row)
 
 
+def run_speed(variant: str) -> None:
+    """20 epochs of the default regressor on jdft2d fold 0's training rows: epochs/s, results.
+
+    ``variant``: ``eager-64``, ``compile-64`` (skorch's ``compile=True``: ``torch.compile``),
+    ``eager-256`` (batch 256).
+    """
+    mode, batch = variant.split("-")
+    structures, y = load_jdft2d()
+    train = matbench_folds(len(y))[0][0]
+    graphs = CrystalGraphFeaturizer().fit_transform([structures[i] for i in train])
+    extra = {"compile": True} if mode == "compile" else {}
+    net = CGCNNRegressor(max_epochs=20, random_state=0, batch_size=int(batch), **extra)
+    t0 = time.perf_counter()
+    net.fit(graphs, np.asarray(y)[train])
+    wall = time.perf_counter() - t0
+    durations = net.history[:, "dur"]
+    _save_row(f"speed:{variant}", {
+        "fit_wall_s": round(wall, 1), "median_epoch_s": round(float(np.median(durations)), 3),
+        "epochs_per_s_after_first": round((len(durations) - 1) / float(sum(durations[1:])), 3),
+        "train_mae_last": round(float(net.history[-1, "train_mae"]), 3),
+        "predict_first3": net.predict(graphs[:3]).round(3).tolist(),
+        "n_train": len(train), "torch_threads": torch.get_num_threads(),
+    })
+
+
 def summary() -> None:
     rows = _load()["rows"]
     if "regressor" in rows:
         r = rows["regressor"]
         print(f"regressor: MAE {r['mae']:.2f}, mean predictor {r['mean_predictor_mae']:.2f}, "
               f"ratio {r['ratio']:.3f}, {r['epochs']} epochs, {r['wall_s']} s")
+    for name in sorted(n for n in rows if n.startswith("speed:")):
+        r = rows[name]
+        print(f"{name}: fit {r['fit_wall_s']} s, median epoch {r['median_epoch_s']} s, "
+              f"train MAE {r['train_mae_last']}, predictions {r['predict_first3']}")
     metrics = ("accuracy", "balanced_accuracy", "roc_auc", "log_loss")
     print("config | part | " + " | ".join(metrics) + " | epochs | wall s")
     for config in ["dummy", *CONFIGS]:
@@ -199,11 +229,19 @@ def main() -> None:
                         default=["regressor", "clf:dummy", *(f"clf:{c}" for c in CONFIGS)])
     parser.add_argument("--n", type=int, default=2000, help="perovskite subsample size")
     parser.add_argument("--summary", action="store_true")
+    parser.add_argument("--speed", nargs="*", default=[],
+                        choices=["eager-64", "compile-64", "eager-256"],
+                        help="time 20 epochs of the default regressor instead")
     args = parser.parse_args()
     if args.summary:
         summary()
         return
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    if args.speed:  # alternate the variants as given; finished ones are skipped
+        for variant in args.speed:
+            if f"speed:{variant}" not in _done():
+                run_speed(variant)
+        return
     if "regressor" in args.rows and "regressor" not in _done():
         run_regressor()
     configs = [r.split(":", 1)[1] for r in args.rows if r.startswith("clf:")]

@@ -61,8 +61,9 @@ def test_default_classifier_ranks_non_metals_above_metals_on_held_out_perovskite
         perovskite_metals):
     # CGCNNClassifier() on a 3.8 %-minority task. Measured (benchmarks/bench_defaults.py):
     # held-out ROC AUC 0.677, and 0.80-0.86 in a 3-fold CV over the training rows. The bound
-    # is "clearly better than chance": 0.60 against the 0.5 of any constant predictor, 0.077
-    # below the measurement, the standard error of an AUC from 15 positives (~0.07).
+    # is "better than chance": 0.60 against the 0.5 of any constant predictor, 0.077 below
+    # the measurement, about one standard error of an AUC from 15 positives and 385 negatives
+    # (Hanley & McNeil: 0.078 at 0.677).
     # Balanced accuracy is no criterion for the defaults: unweighted cross-entropy leaves
     # them at the majority class (0.5); class_weight="balanced" is the lever for that.
     _, _, _, y_test = perovskite_metals
