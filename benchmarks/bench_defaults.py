@@ -28,6 +28,7 @@ import fcntl
 import json
 import os
 import platform
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,7 +61,8 @@ CONFIGS = {
 @contextmanager
 def _locked():
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    with open(OUT.with_suffix(".lock"), "w") as lock:
+    # the lock lives beside the system's temporary files, not in the results folder
+    with open(Path(tempfile.gettempdir()) / "cgcnn_sk_bench_defaults.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

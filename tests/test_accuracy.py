@@ -49,10 +49,10 @@ def perovskite_metals(shared_data):
             [structures[keep[i]] for i in te], labels[te])
 
 
-def _held_out_proba(data, **params):
+def _held_out_proba(data):
     s_train, y_train, s_test, _ = data
     model = Pipeline([("graph", CrystalGraphFeaturizer()),
-                      ("cgcnn", CGCNNClassifier(random_state=0, **params))])
+                      ("cgcnn", CGCNNClassifier(random_state=0))])
     return model.fit(s_train, y_train).predict_proba(s_test)[:, 1]
 
 
