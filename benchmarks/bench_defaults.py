@@ -5,7 +5,7 @@ Two held-out checks, one torch thread each (``OMP_NUM_THREADS=1``)::
     OMP_NUM_THREADS=1 python benchmarks/bench_defaults.py                 # every row
     OMP_NUM_THREADS=1 python benchmarks/bench_defaults.py --rows regressor
     OMP_NUM_THREADS=1 python benchmarks/bench_defaults.py --rows clf:recipe
-    OMP_NUM_THREADS=1 python benchmarks/bench_defaults.py --rows clf:defaults --cv-seed 1  # CV again
+    OMP_NUM_THREADS=1 python benchmarks/bench_defaults.py --rows clf:defaults --cv-seed 1
     python benchmarks/bench_defaults.py --summary                         # print the tables
     OMP_NUM_THREADS=1 python benchmarks/bench_defaults.py --speed eager-64 compile-64 eager-256
 
