@@ -178,6 +178,16 @@ class _CGCNNMixin:
         "device": [str, torch.device, None],
     }
 
+    def __sklearn_is_fitted__(self) -> bool:
+        # skorch >= 1.3 defines this; on skorch 1.2 (the floor) scikit-learn's fallback (any
+        # attribute ending in "_") called an unfitted net fitted, as history_ and
+        # initialized_ exist from __init__ (the floor run of tests/test_bad_input.py found it).
+        try:
+            self.check_is_fitted()
+        except NotFittedError:  # skorch's NotInitializedError is one
+            return False
+        return True
+
     # ---- construction helpers -------------------------------------------------------------
     @staticmethod
     def _iterator_defaults(kwargs: dict) -> dict:
