@@ -1,7 +1,8 @@
 """Shared fixtures: small hand-built crystals with hand-computable geometry.
 
 Fixture names are a contract used by every test module: ``nacl_conventional``,
-``nacl_primitive``, ``diamond``, ``small_structures`` and ``shared_data``.
+``nacl_primitive``, ``diamond``, ``small_structures`` (and ``small``, the same built once per
+module for the end-to-end tests) and ``shared_data``.
 """
 
 from __future__ import annotations
@@ -117,4 +118,10 @@ def make_small_structures() -> tuple[list[Structure], np.ndarray]:
 @pytest.fixture
 def small_structures() -> tuple[list[Structure], np.ndarray]:
     """``(structures, y)``: 20 varied small crystals and their volume per atom (A^3)."""
+    return make_small_structures()
+
+
+@pytest.fixture(scope="module")
+def small() -> tuple[list[Structure], np.ndarray]:
+    """:func:`small_structures`, built once per module (the end-to-end tests only read it)."""
     return make_small_structures()

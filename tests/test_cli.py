@@ -18,13 +18,6 @@ TINY = ["--cgcnn__max_epochs=2", "--cgcnn__module__atom_fea_len=8",
         "--cgcnn__module__h_fea_len=8", "--cgcnn__module__n_conv=1", "--cgcnn__batch_size=8"]
 
 
-@pytest.fixture(scope="module")
-def small():
-    from conftest import make_small_structures
-
-    return make_small_structures()
-
-
 @pytest.fixture
 def csv_file(small, tmp_path):
     """A csv: file with CIF text, a numeric target and a text column."""

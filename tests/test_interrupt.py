@@ -24,13 +24,6 @@ TINY = {"cgcnn__max_epochs": 5, "cgcnn__module__atom_fea_len": 8, "cgcnn__module
         "cgcnn__module__n_conv": 1, "cgcnn__batch_size": 8}
 
 
-@pytest.fixture(scope="module")
-def small():
-    from conftest import make_small_structures
-
-    return make_small_structures()
-
-
 @pytest.fixture
 def csv_file(small, tmp_path):
     structures, y = small
