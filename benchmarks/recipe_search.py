@@ -38,6 +38,7 @@ CANDIDATES = {
     "l1_150": ({}, dict(L1, **FIXED, max_epochs=150), False),
     "l1_300": ({}, dict(L1, **FIXED, max_epochs=300), False),
     "l1_600": ({}, dict(L1, **FIXED, max_epochs=600), False),
+    "l1_1000": ({}, dict(L1, **FIXED, max_epochs=1000), False),
     "huber_300": ({}, dict(FIXED, criterion=torch.nn.HuberLoss, max_epochs=300), False),
     "l1_300_lr1e-3": ({}, dict(L1, **FIXED, max_epochs=300, lr=1e-3), False),
     "l1_300_silu_nobn": (
