@@ -90,6 +90,14 @@ MATBENCH_PRESETS: dict[str, dict[str, Any]] = {
         "n_members": 5,
         "tasks": {"dielectric": {"log_target": True}},
     },
+    # The recipe with a 600-epoch cosine schedule, chosen by the same validation inside fold 0's
+    # training rows of jdft2d: 42.6 meV/atom against 44.4 at 300 epochs and 45.1 at 1000.
+    "long": {
+        "featurizer": {},
+        "cgcnn": {**_L1, **_WHOLE_FOLD, "max_epochs": 600},
+        "n_members": 5,
+        "tasks": {"dielectric": {"log_target": True}},
+    },
     # The recipe's training from a pretrained start: the reference formation-energy network
     # (64/4/32, its architecture fixed by the checkpoint; needs the `pretrained` extra).
     "pretrained": {
