@@ -24,6 +24,19 @@ TINY = {"cgcnn__max_epochs": 5, "cgcnn__module__atom_fea_len": 8, "cgcnn__module
         "cgcnn__module__n_conv": 1, "cgcnn__batch_size": 8}
 
 
+@pytest.fixture(autouse=True)
+def python_sigint_handler():
+    """Python's own Ctrl-C handler, whatever the test runner inherited.
+
+    A runner started in the background (``nohup``, ``cmd &`` without job control) inherits
+    SIGINT as ignored, so Python installs no handler and a raised SIGINT does nothing; these
+    tests are about the handler a terminal user gets.
+    """
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 @pytest.fixture
 def csv_file(small, tmp_path):
     structures, y = small
@@ -75,6 +88,16 @@ def test_watch_records_sigint_and_restores_the_handler():
         with pytest.raises(KeyboardInterrupt):
             watch.check()
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_an_ignored_sigint_stays_ignored():
+    # a run started with SIGINT ignored (nohup, background jobs) keeps it so: no handler goes in
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with watch_sigint() as watch:
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        signal.raise_signal(signal.SIGINT)  # ignored: no KeyboardInterrupt
+    assert not watch.interrupted
+    assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
 
 
 def test_a_callbacks_keyboardinterrupt_is_not_a_ctrl_c(small):
