@@ -69,6 +69,13 @@ PUBLISHED = {
 _L1 = {"criterion": torch.nn.L1Loss}
 _WHOLE_FOLD = {"train_split": None, "patience": None}
 
+_RECIPE = {
+    "featurizer": {},
+    "cgcnn": {**_L1, **_WHOLE_FOLD, "max_epochs": 300},
+    "n_members": 5,
+    "tasks": {"dielectric": {"log_target": True}},
+}
+
 #: Preset -> recipe. ``featurizer`` and ``cgcnn`` are parameters of CrystalGraphFeaturizer and
 #: CGCNNRegressor, ``log_target`` fits on log(y) and predicts exp(.), ``n_members`` seeded
 #: members are averaged, ``tasks`` holds per-task overrides of the same keys.
@@ -84,20 +91,10 @@ MATBENCH_PRESETS: dict[str, dict[str, Any]] = {
     "defaults": {"featurizer": {}, "cgcnn": {}, "n_members": 1},
     # The recipe chosen by 3-fold validation inside fold 0's training rows
     # (benchmarks/recipe_search.py, results in benchmarks/results/recipe_search/).
-    "recipe": {
-        "featurizer": {},
-        "cgcnn": {**_L1, **_WHOLE_FOLD, "max_epochs": 300},
-        "n_members": 5,
-        "tasks": {"dielectric": {"log_target": True}},
-    },
+    "recipe": _RECIPE,
     # The recipe with a 600-epoch cosine schedule, chosen by the same validation inside fold 0's
     # training rows of jdft2d: 42.6 meV/atom against 44.4 at 300 epochs and 45.1 at 1000.
-    "long": {
-        "featurizer": {},
-        "cgcnn": {**_L1, **_WHOLE_FOLD, "max_epochs": 600},
-        "n_members": 5,
-        "tasks": {"dielectric": {"log_target": True}},
-    },
+    "long": {**_RECIPE, "cgcnn": {**_RECIPE["cgcnn"], "max_epochs": 600}},
     # The recipe's training from a pretrained start: the reference formation-energy network
     # (64/4/32, its architecture fixed by the checkpoint; needs the `pretrained` extra).
     "pretrained": {
