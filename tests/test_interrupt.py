@@ -12,12 +12,13 @@ import signal
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from skorch.callbacks import Callback
 
-from cgcnn_sk import CGCNNRegressor, CrystalGraphFeaturizer, load
+from cgcnn_sk import CGCNNRegressor, CrystalGraphFeaturizer, load, matbench
 from cgcnn_sk._interrupt import RunInterrupted, watch_sigint
 from cgcnn_sk.cli import load_data, main
-from cgcnn_sk.matbench import run_matbench
+from cgcnn_sk.matbench import MATBENCH_PRESETS, run_matbench
 from cgcnn_sk.studies import make_cgcnn_pipeline, run_study
 
 TINY = {"cgcnn__max_epochs": 5, "cgcnn__module__atom_fea_len": 8, "cgcnn__module__h_fea_len": 8,
@@ -183,6 +184,48 @@ def test_matbench_keeps_finished_members_and_drops_the_interrupted_one(tmp_path,
     fresh = run_matbench("jdft2d", preset="tiny", folds=[1], out=tmp_path / "fresh",
                          progress=False)
     assert done["mae"] == pytest.approx(fresh["mae"].iloc[0], rel=1e-9)
+
+
+def _four_epoch_tiny():
+    tiny = MATBENCH_PRESETS["tiny"]
+    return {**tiny, "cgcnn": {**tiny["cgcnn"], "max_epochs": 4}}
+
+
+def test_matbench_resumes_the_interrupted_member_from_its_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setattr(matbench, "CHECKPOINT_EVERY_S", 0.0)  # a checkpoint after every epoch
+    folds = tmp_path / "jdft2d" / "custom" / "folds"
+    _ctrl_c_at(monkeypatch, epoch=3)  # epochs 1 and 2 are done and saved
+    with pytest.raises(RunInterrupted, match=(
+            r"fold 0 member 0 was not written \(its checkpoint after epoch 2 is kept in "
+            rf"{folds / 'fold0_member0.ckpt'}\)")):
+        run_matbench("jdft2d", preset=_four_epoch_tiny(), folds=[0], out=tmp_path,
+                     progress=False)
+    assert not (folds / "fold0_member0.csv").exists()
+    assert (folds / "fold0_member0.ckpt" / "params.pt").exists()
+
+    fits = _ctrl_c_at(monkeypatch, epoch=99)  # counts epochs, never interrupts
+    run_matbench("jdft2d", preset=_four_epoch_tiny(), folds=[0], out=tmp_path, progress=False)
+    assert fits == [2]  # epochs 3 and 4 only
+    meta = json.loads((folds / "fold0_member0.json").read_text())
+    assert meta["epochs"] == 4 and meta["resumed_after_epoch"] == 2
+    assert not (folds / "fold0_member0.ckpt").exists()  # removed once the member is written
+
+
+def test_matbench_drops_an_unreadable_checkpoint_and_starts_the_member_over(tmp_path,
+                                                                           monkeypatch):
+    ckpt = tmp_path / "jdft2d" / "custom" / "folds" / "fold0_member0.ckpt"
+    ckpt.mkdir(parents=True)
+    torch.save({"w": torch.zeros(100)}, ckpt / "params.pt")
+    whole = (ckpt / "params.pt").read_bytes()
+    (ckpt / "params.pt").write_bytes(whole[: len(whole) // 2])  # a kill in the middle of a save
+    fits = _ctrl_c_at(monkeypatch, epoch=99)
+    with pytest.warns(RuntimeWarning, match=(rf"checkpoint {ckpt} is unreadable "
+                                             r"\(\w+Error: .+\); its member starts over")):
+        run_matbench("jdft2d", preset=_four_epoch_tiny(), folds=[0], out=tmp_path,
+                     progress=False)
+    assert fits == [4]
+    meta = json.loads((ckpt.parent / "fold0_member0.json").read_text())
+    assert meta["epochs"] == 4 and "resumed_after_epoch" not in meta
 
 
 # ---- cgcnn-sk study -------------------------------------------------------------------------
