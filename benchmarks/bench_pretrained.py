@@ -161,7 +161,7 @@ def part_parity() -> dict:
 def part_padding() -> dict:
     from pymatgen.core import Lattice, Structure
 
-    from cgcnn_sk._featurizer import CrystalGraphFeaturizer
+    from cgcnn_sk.graph._featurizer import CrystalGraphFeaturizer
     from cgcnn_sk.pretrained import load
 
     cases = {

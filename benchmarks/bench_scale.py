@@ -90,7 +90,7 @@ class _Logged:
     log_path = None
 
     def transform(self, X):
-        from cgcnn_sk._featurizer import cache_info
+        from cgcnn_sk.graph._featurizer import cache_info
 
         misses = cache_info()["misses"]
         t = time.perf_counter()
@@ -191,7 +191,7 @@ def child_store_train(path: str) -> dict:
     import torch
 
     from cgcnn_sk import CGCNNRegressor, GraphStore
-    from cgcnn_sk._collate import collate_graphs
+    from cgcnn_sk.graph._collate import collate_graphs
 
     rss0 = rss_mb()
     store = GraphStore(path)

@@ -75,7 +75,7 @@ def load_structures(name: str, limit: int | None):
 
 
 def featurize(structures):
-    from cgcnn_sk._featurizer import CrystalGraphFeaturizer
+    from cgcnn_sk.graph._featurizer import CrystalGraphFeaturizer
 
     return CrystalGraphFeaturizer(radius=8.0, max_num_nbr=12).fit_transform(structures)
 
@@ -133,7 +133,7 @@ def reference_style_classes():
 
     def prepare(graphs):
         """Per-crystal tensors as the reference dataset returns (and caches) them."""
-        from cgcnn_sk._collate import gaussian_expand
+        from cgcnn_sk.graph._collate import gaussian_expand
 
         items = []
         for g in graphs:
@@ -246,8 +246,8 @@ def run_variant(variant: str, graph_file: str, epochs: int, threads: int, seed: 
         def forward(inputs):
             return model(*inputs)
     else:
-        from cgcnn_sk._collate import collate_graphs
-        from cgcnn_sk._module import CGCNN
+        from cgcnn_sk.graph._collate import collate_graphs
+        from cgcnn_sk.nn._model import CGCNN
 
         model = CGCNN(graphs[0].n_atom_features, graphs[0].n_bond_features,
                       batchnorm=variant != BOUND_VARIANT)

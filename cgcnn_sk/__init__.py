@@ -1,24 +1,36 @@
 """cgcnn_sk: Crystal Graph Convolutional Neural Networks as scikit-learn estimators.
 
 The data flow reads top to bottom: structures -> :class:`CrystalGraphFeaturizer` -> graphs ->
-batches (:mod:`cgcnn_sk.graph`) -> :class:`CGCNN` (torch) -> :class:`CGCNNRegressor` /
-:class:`CGCNNClassifier` (skorch) -> studies and reports. Data loaders live in
+batches (:mod:`cgcnn_sk.graph`) -> :class:`CGCNN` (:mod:`cgcnn_sk.nn`, torch) ->
+:class:`CGCNNRegressor` / :class:`CGCNNClassifier` (:mod:`cgcnn_sk.estimators`, skorch) ->
+studies and the Matbench protocol (:mod:`cgcnn_sk.workflows`) -> reports
+(:mod:`cgcnn_sk.report`). Data loaders live in
 :mod:`cgcnn_sk.datasets`, random-forest baselines in :mod:`cgcnn_sk.baselines`, reference
 checkpoints in :mod:`cgcnn_sk.pretrained`; :func:`load` reads a saved model back.
 """
 
 from . import baselines, datasets, graph
-from ._atoms import load_atom_table
-from ._classifier import CGCNNClassifier
-from ._embedder import CGCNNEmbedder
-from ._ensemble import CGCNNEnsembleRegressor
-from ._featurizer import CrystalGraphError, CrystalGraphFeaturizer, clear_cache
-from ._graph import CrystalGraph, CrystalGraphs
-from ._interrupt import RunInterrupted
-from ._load import ModelFileError, load
-from ._module import CGCNN, ConvLayer
-from ._regressor import CGCNNRegressor
-from ._store import GraphStore, GraphStoreError, write_graph_store
+from .estimators import (
+    CGCNNClassifier,
+    CGCNNEmbedder,
+    CGCNNEnsembleRegressor,
+    CGCNNRegressor,
+    ModelFileError,
+    load,
+)
+from .graph import (
+    CrystalGraph,
+    CrystalGraphError,
+    CrystalGraphFeaturizer,
+    CrystalGraphs,
+    GraphStore,
+    GraphStoreError,
+    clear_cache,
+    load_atom_table,
+    write_graph_store,
+)
+from .nn import CGCNN, ConvLayer
+from .workflows import RunInterrupted
 
 __version__ = "0.1.0"
 

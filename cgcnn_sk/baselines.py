@@ -33,7 +33,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, check_memory
 
-from ._structures import coerce_structures
+from .graph._structures import coerce_structures
 
 __all__ = ["FEATURE_SETS", "MatminerFeaturizer", "make_rf_baseline"]
 

@@ -267,7 +267,7 @@ def _add_data_args(p: argparse.ArgumentParser, default: str | None = "jdft2d") -
 
 
 def _cmd_study(args, params) -> int:
-    from .studies import STUDIES, run_study
+    from .workflows.studies import STUDIES, run_study
 
     names = [s.strip() for s in args.studies.split(",") if s.strip()]
     for s in names:
@@ -289,7 +289,7 @@ def _cmd_study(args, params) -> int:
     if n_jobs is None:  # one process per fold up to the cores: small networks scale better so
         import joblib  # than with torch threads, which oversubscribe a busy machine badly
 
-        from .studies import PRESETS
+        from .workflows.studies import PRESETS
 
         n_folds = len(cv) if isinstance(cv, list) else (cv or PRESETS[args.preset]["cv"])
         n_jobs = max(1, min(n_folds, joblib.cpu_count()))
@@ -297,7 +297,7 @@ def _cmd_study(args, params) -> int:
     t0 = time.perf_counter()
     _say(args, f"study {','.join(names)} on {data.name} ({len(data.structures)} structures), "
                f"preset {args.preset}")
-    from ._interrupt import RunInterrupted
+    from .workflows._interrupt import RunInterrupted
 
     try:
         result = run_study(
@@ -333,7 +333,7 @@ def _cmd_study(args, params) -> int:
 
 
 def _cmd_featurize(args, params) -> int:
-    from ._featurizer import CrystalGraphFeaturizer
+    from .graph._featurizer import CrystalGraphFeaturizer
 
     feat_params = {}
     for k, v in params.items():
@@ -376,8 +376,8 @@ def _dump(obj, out: Path) -> None:
 
 
 def _cmd_train(args, params) -> int:
-    from ._interrupt import watch_sigint
-    from .studies import make_cgcnn_pipeline
+    from .workflows._interrupt import watch_sigint
+    from .workflows.studies import make_cgcnn_pipeline
 
     data = _subsample(_load(args), args.max_samples, args.random_state)
     try:
@@ -443,7 +443,7 @@ def _command(args) -> str:
 
 
 def _cmd_matbench(args, params) -> int:
-    from .matbench import MATBENCH_PRESETS, run_matbench
+    from .workflows.matbench import MATBENCH_PRESETS, run_matbench
 
     if params:
         raise CLIError(f"matbench takes no pipeline parameters, got {sorted(params)}: "
@@ -456,7 +456,7 @@ def _cmd_matbench(args, params) -> int:
             folds = [int(v) for v in args.folds.split(",") if v.strip()]
         except ValueError as err:
             raise CLIError(f"--folds {args.folds!r}: give fold numbers like 0,2") from err
-    from ._interrupt import RunInterrupted
+    from .workflows._interrupt import RunInterrupted
 
     try:
         table = run_matbench(args.task, preset=args.preset, folds=folds, out=args.out,
@@ -505,7 +505,7 @@ def _cmd_predict(args, params) -> int:
     paths = _structure_paths(items)
     model_path = Path(model).expanduser()
     if model_path.is_file() and model_path.suffix in (".joblib", ".pkl", ".pickle"):
-        from ._load import ModelFileError, load
+        from .estimators._persistence import ModelFileError, load
 
         try:
             pipe = load(model_path)
@@ -544,7 +544,7 @@ def _say(args, text: str) -> None:
 
 
 def _preset_help() -> str:
-    from .studies import PRESETS, _describe
+    from .workflows.studies import PRESETS, _describe
 
     lines = []
     for name, spec in PRESETS.items():

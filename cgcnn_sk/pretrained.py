@@ -38,11 +38,11 @@ from sklearn.base import BaseEstimator, TransformerMixin, is_classifier
 from sklearn.pipeline import Pipeline
 from skorch.callbacks import Callback
 
-from ._classifier import CGCNNClassifier
-from ._estimators import _fork_rng
-from ._featurizer import CrystalGraphError, CrystalGraphFeaturizer
-from ._graph import CrystalGraph, CrystalGraphs, gaussian_centers
-from ._regressor import CGCNNRegressor
+from .estimators._base import _fork_rng
+from .estimators._classifier import CGCNNClassifier
+from .estimators._regressor import CGCNNRegressor
+from .graph._crystal import CrystalGraph, CrystalGraphs, gaussian_centers
+from .graph._featurizer import CrystalGraphError, CrystalGraphFeaturizer
 
 __all__ = [
     "ModelCard",

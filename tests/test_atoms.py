@@ -9,8 +9,8 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from cgcnn_sk._atoms import MAX_Z
 from cgcnn_sk.graph import CGCNN_SEGMENTS, build_cgcnn_table, compare_tables, load_atom_table
+from cgcnn_sk.graph._atoms import MAX_Z
 
 SHIPPED = resources.files("cgcnn_sk").joinpath("data", "atom_init.json")
 SHIPPED_SHA256 = "cb90bd2257dbf8cfc4e6b2b6d4348d4616e8e9680f1339b1461137032e0f1894"

@@ -1,4 +1,4 @@
-"""Tests of cgcnn_sk._collate: offsets, padding, Gaussian expansion, skorch glue."""
+"""Tests of cgcnn_sk.graph._collate: offsets, padding, Gaussian expansion, skorch glue."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from cgcnn_sk._collate import (
+from cgcnn_sk.graph._collate import (
     GraphBatch,
     GraphDataset,
     collate_fn,
     collate_graphs,
     gaussian_expand,
 )
-from cgcnn_sk._graph import CrystalGraph
+from cgcnn_sk.graph._crystal import CrystalGraph
 
 TABLE = np.arange(12, dtype=np.float32).reshape(4, 3)  # row Z = [3Z, 3Z+1, 3Z+2]
 GAUSS = (0.0, 0.5, 3.0)  # centres 0, 0.5, ..., 3.0 -> 7 Gaussians
@@ -73,7 +73,7 @@ def test_collate_offsets_and_padding(two_graphs):
 def test_keys_are_forward_arguments(two_graphs):
     import inspect
 
-    from cgcnn_sk._module import CGCNN
+    from cgcnn_sk.nn._model import CGCNN
 
     params = list(inspect.signature(CGCNN.forward).parameters)[1:]
     # global_fea only for graphs with global features (tests/test_global_features.py)

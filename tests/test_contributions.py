@@ -1,4 +1,4 @@
-"""Tests of cgcnn_sk._contributions: per-site contributions that add up to the prediction."""
+"""Tests of site contributions: per-site contributions that add up to the prediction."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import torch
 from conftest import make_small_structures
 
 from cgcnn_sk import CGCNNRegressor, CrystalGraphFeaturizer
-from cgcnn_sk._collate import collate_graphs
-from cgcnn_sk._contributions import _target_affine
+from cgcnn_sk.estimators._contributions import _target_affine
+from cgcnn_sk.graph._collate import collate_graphs
 
 SMALL = dict(module__atom_fea_len=8, module__h_fea_len=12, module__n_conv=2)
 

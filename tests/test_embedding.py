@@ -1,4 +1,4 @@
-"""Tests of cgcnn_sk._embedding: a fitted CGCNN's crystal vectors, CGCNNEmbedder, transform."""
+"""Tests of embeddings: a fitted CGCNN's crystal vectors, CGCNNEmbedder, transform."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import Pipeline
 
 from cgcnn_sk import CGCNNClassifier, CGCNNEmbedder, CGCNNRegressor, CrystalGraphFeaturizer
-from cgcnn_sk._collate import collate_graphs
+from cgcnn_sk.graph._collate import collate_graphs
 
 SMALL = dict(module__atom_fea_len=8, module__h_fea_len=12, module__n_conv=2)
 

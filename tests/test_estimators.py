@@ -1,4 +1,4 @@
-"""Tests of CGCNNRegressor and CGCNNClassifier (cgcnn_sk._regressor, _classifier, _estimators).
+"""Tests of CGCNNRegressor and CGCNNClassifier (cgcnn_sk.estimators).
 
 scikit-learn's estimator checks: the ones that do not need numeric ``X`` run in
 ``test_sklearn_checks``. Skipped, with the reason:
@@ -36,9 +36,9 @@ from sklearn.utils import estimator_checks
 from skorch.callbacks import Callback
 
 from cgcnn_sk import CGCNNClassifier, CGCNNRegressor
-from cgcnn_sk._featurizer import CrystalGraphFeaturizer
-from cgcnn_sk._graph import CrystalGraphs
-from cgcnn_sk._module import CGCNN
+from cgcnn_sk.graph._crystal import CrystalGraphs
+from cgcnn_sk.graph._featurizer import CrystalGraphFeaturizer
+from cgcnn_sk.nn._model import CGCNN
 
 SMALL = dict(module__atom_fea_len=16, module__h_fea_len=16, module__n_conv=2)
 
@@ -249,7 +249,7 @@ def test_seeding_forks_the_cuda_generators_too(monkeypatch):
     # torch.manual_seed seeds every CUDA device as well; fork_rng(devices=[]) restored only
     # the CPU generator, leaving the global CUDA seed changed. Without a GPU: check the
     # devices handed to fork_rng.
-    from cgcnn_sk import _estimators
+    from cgcnn_sk.estimators import _base as _estimators
 
     seen = []
     real = torch.random.fork_rng

@@ -21,11 +21,11 @@ from sklearn.pipeline import Pipeline
 from cgcnn_sk import (
     CrystalGraphError,
     CrystalGraphFeaturizer,
-    _graph,
     clear_cache,
     load_atom_table,
 )
-from cgcnn_sk._featurizer import cache_info
+from cgcnn_sk.graph import _crystal as _graph
+from cgcnn_sk.graph._featurizer import cache_info
 
 A = 5.64
 
@@ -133,7 +133,7 @@ def test_transform_before_fit_raises_not_fitted(nacl_primitive):
 
 def test_transform_uses_the_fitted_atom_table(nacl_primitive, monkeypatch):
     f = CrystalGraphFeaturizer(atom_features="onehot").fit([nacl_primitive])
-    import cgcnn_sk._featurizer as featurizer_module
+    import cgcnn_sk.graph._featurizer as featurizer_module
 
     def no_reload(*args, **kwargs):
         raise AssertionError("transform reloaded the atom table")

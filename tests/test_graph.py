@@ -13,9 +13,9 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from sklearn.utils import _safe_indexing
 
-from cgcnn_sk import _graph
-from cgcnn_sk._atoms import load_atom_table
-from cgcnn_sk._graph import (
+from cgcnn_sk.graph import _crystal as _graph
+from cgcnn_sk.graph._atoms import load_atom_table
+from cgcnn_sk.graph._crystal import (
     CrystalGraph,
     CrystalGraphs,
     find_neighbors,

@@ -1,4 +1,4 @@
-"""Tests of cgcnn_sk._imbalance: class weights and the early-stopping metric of the classifier."""
+"""Tests of the classifier's class weights and its early-stopping metric."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from skorch.helper import predefined_split
 
 from cgcnn_sk import CGCNNClassifier, CrystalGraphFeaturizer
-from cgcnn_sk._collate import GraphDataset
-from cgcnn_sk._imbalance import class_weights
+from cgcnn_sk.estimators._imbalance import class_weights
+from cgcnn_sk.graph._collate import GraphDataset
 
 SMALL = dict(module__atom_fea_len=8, module__h_fea_len=8, module__n_conv=1)
 

@@ -15,11 +15,12 @@ import pytest
 import torch
 from skorch.callbacks import Callback
 
-from cgcnn_sk import CGCNNRegressor, CrystalGraphFeaturizer, load, matbench
-from cgcnn_sk._interrupt import RunInterrupted, watch_sigint
+from cgcnn_sk import CGCNNRegressor, CrystalGraphFeaturizer, load
 from cgcnn_sk.cli import load_data, main
-from cgcnn_sk.matbench import MATBENCH_PRESETS, run_matbench
-from cgcnn_sk.studies import make_cgcnn_pipeline, run_study
+from cgcnn_sk.workflows import matbench
+from cgcnn_sk.workflows._interrupt import RunInterrupted, watch_sigint
+from cgcnn_sk.workflows.matbench import MATBENCH_PRESETS, run_matbench
+from cgcnn_sk.workflows.studies import make_cgcnn_pipeline, run_study
 
 TINY = {"cgcnn__max_epochs": 5, "cgcnn__module__atom_fea_len": 8, "cgcnn__module__h_fea_len": 8,
         "cgcnn__module__n_conv": 1, "cgcnn__batch_size": 8}

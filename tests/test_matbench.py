@@ -1,4 +1,4 @@
-"""The Matbench protocol (cgcnn_sk.matbench): per-fold files, metrics, resume, CLI."""
+"""The Matbench protocol (cgcnn_sk.workflows.matbench): per-fold files, metrics, resume, CLI."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from cgcnn_sk import CGCNNRegressor, CrystalGraphFeaturizer
 from cgcnn_sk.cli import main
 from cgcnn_sk.datasets import load_jdft2d, matbench_folds
-from cgcnn_sk.matbench import MATBENCH_PRESETS, calibration, matbench_ids, run_matbench
+from cgcnn_sk.workflows.matbench import MATBENCH_PRESETS, calibration, matbench_ids, run_matbench
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = REPO / "benchmarks" / "results" / "matbench" / "jdft2d" / "recipe" / "folds"

@@ -1,4 +1,4 @@
-"""Tests of cgcnn_sk._module: the gated convolution, pooling, names, invariances."""
+"""Tests of cgcnn_sk.nn._model: the gated convolution, pooling, names, invariances."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from cgcnn_sk._collate import collate_graphs, gaussian_expand
-from cgcnn_sk._graph import CrystalGraph
-from cgcnn_sk._module import CGCNN, ConvLayer
+from cgcnn_sk.graph._collate import collate_graphs, gaussian_expand
+from cgcnn_sk.graph._crystal import CrystalGraph
+from cgcnn_sk.nn._model import CGCNN, ConvLayer
 
 GAUSS = (0.0, 0.5, 5.0)  # 11 Gaussians
 
@@ -207,7 +207,7 @@ def test_padded_bonds_change_nothing(train_mode):
 
 def test_pooling_by_hand():
     """mean / max / sum pooling of the atom vectors, against a per-crystal loop."""
-    from cgcnn_sk._module import _pool
+    from cgcnn_sk.nn._model import _pool
 
     x = torch.tensor([[1.0, -2.0], [3.0, 0.0], [5.0, 4.0], [-1.0, 1.0], [0.0, 2.0]])
     idx = torch.tensor([0, 0, 1, 1, 1])
@@ -306,7 +306,7 @@ def test_single_atom_batch_trains():
 
 
 def test_uniform_degree_detection():
-    from cgcnn_sk._module import uniform_degree
+    from cgcnn_sk.nn._model import uniform_degree
 
     assert uniform_degree(torch.tensor([0, 0, 1, 1, 2, 2]), 3) == 2
     assert uniform_degree(torch.tensor([0, 1, 1, 2, 2, 0]), 3) == 0  # unsorted

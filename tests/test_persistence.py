@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline
 from skorch.callbacks import Callback, Checkpoint, LoadInitState
 
 from cgcnn_sk import CGCNNClassifier, CGCNNRegressor
-from cgcnn_sk._featurizer import CrystalGraphFeaturizer
+from cgcnn_sk.graph._featurizer import CrystalGraphFeaturizer
 
 SMALL = dict(module__atom_fea_len=16, module__h_fea_len=16, module__n_conv=2)
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,7 +94,7 @@ def test_pickle_joblib_and_save_params_predict_the_same_in_a_fresh_process(data,
         import joblib, numpy as np
         from conftest import make_small_structures
         from cgcnn_sk import CGCNNRegressor
-        from cgcnn_sk._featurizer import CrystalGraphFeaturizer
+        from cgcnn_sk.graph._featurizer import CrystalGraphFeaturizer
 
         structures, _ = make_small_structures()
         expected = np.load("expected.npy")
@@ -163,7 +163,7 @@ def test_fit_of_a_killed_process_resumes_from_its_last_checkpoint(data, tmp_path
         from conftest import make_small_structures
         from skorch.callbacks import Callback, Checkpoint, LoadInitState
         from cgcnn_sk import CGCNNRegressor
-        from cgcnn_sk._featurizer import CrystalGraphFeaturizer
+        from cgcnn_sk.graph._featurizer import CrystalGraphFeaturizer
 
         class Kill(Callback):
             def on_epoch_end(self, net, **kwargs):

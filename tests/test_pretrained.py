@@ -23,8 +23,8 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
 
 from cgcnn_sk import CGCNNClassifier, CGCNNRegressor, pretrained
-from cgcnn_sk._featurizer import CrystalGraphError, CrystalGraphFeaturizer
-from cgcnn_sk._graph import CrystalGraph, CrystalGraphs
+from cgcnn_sk.graph._crystal import CrystalGraph, CrystalGraphs
+from cgcnn_sk.graph._featurizer import CrystalGraphError, CrystalGraphFeaturizer
 from cgcnn_sk.pretrained import (
     PretrainedInit,
     ReferencePadding,

@@ -12,8 +12,8 @@ from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 
 from cgcnn_sk import CGCNNRegressor
-from cgcnn_sk._featurizer import CrystalGraphFeaturizer
-from cgcnn_sk._store import write_graph_store
+from cgcnn_sk.graph._featurizer import CrystalGraphFeaturizer
+from cgcnn_sk.graph._store import write_graph_store
 
 distributed = pytest.importorskip("distributed")
 
@@ -23,7 +23,7 @@ GRID = {"graph__max_num_nbr": [4, 8]}
 
 def count_searches():
     """Wrap the neighbour search of this process to count the structures it searches."""
-    from cgcnn_sk import _graph
+    from cgcnn_sk.graph import _crystal as _graph
 
     inner = getattr(_graph.find_neighbors_batch, "__wrapped__", _graph.find_neighbors_batch)
 
@@ -37,7 +37,7 @@ def count_searches():
 
 
 def n_searched():
-    from cgcnn_sk import _graph
+    from cgcnn_sk.graph import _crystal as _graph
 
     return getattr(_graph.find_neighbors_batch, "n", None)
 

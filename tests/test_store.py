@@ -1,4 +1,4 @@
-"""Tests of cgcnn_sk._store: the on-disk graph store (write in shards, read memory-mapped)."""
+"""Tests of cgcnn_sk.graph._store: the on-disk graph store (write in shards, read memory-mapped)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pymatgen.core import Lattice, Structure
 from sklearn.pipeline import Pipeline
 
 from cgcnn_sk import CGCNNRegressor
-from cgcnn_sk._featurizer import CrystalGraphError, CrystalGraphFeaturizer
-from cgcnn_sk._graph import CrystalGraphs
-from cgcnn_sk._store import GraphStore, GraphStoreError, write_graph_store
+from cgcnn_sk.graph._crystal import CrystalGraphs
+from cgcnn_sk.graph._featurizer import CrystalGraphError, CrystalGraphFeaturizer
+from cgcnn_sk.graph._store import GraphStore, GraphStoreError, write_graph_store
 
 SMALL = dict(module__atom_fea_len=16, module__h_fea_len=16, module__n_conv=2)
 FEATURIZER = dict(radius=6.0, max_num_nbr=8)

@@ -1,4 +1,4 @@
-"""Tests of cgcnn_sk.studies: the tidy table, shared folds and featurization, reproducibility."""
+"""Tests of the studies: the tidy table, shared folds and featurization, reproducibility."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sklearn.model_selection import GridSearchCV, KFold
 
 from cgcnn_sk import CGCNNRegressor, CrystalGraph, CrystalGraphFeaturizer
 from cgcnn_sk.baselines import make_rf_baseline
-from cgcnn_sk.studies import (
+from cgcnn_sk.workflows.studies import (
     PRESETS,
     STUDIES,
     TIDY_COLUMNS,

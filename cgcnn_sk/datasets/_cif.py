@@ -192,7 +192,7 @@ def save_cif_folder(
     """
     from pymatgen.io.cif import CifWriter
 
-    from .._structures import to_structure
+    from ..graph._structures import to_structure
 
     y_arr = np.asarray(y)
     if y_arr.ndim not in (1, 2):

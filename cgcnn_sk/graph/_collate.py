@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ._graph import CrystalGraph, gaussian_centers
+from ._crystal import CrystalGraph, gaussian_centers
 
 __all__ = ["GraphBatch", "GraphDataset", "collate_fn", "collate_graphs", "gaussian_expand"]
 

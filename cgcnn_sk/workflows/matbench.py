@@ -43,12 +43,12 @@ from sklearn.base import clone
 from sklearn.compose import TransformedTargetRegressor
 from skorch.callbacks import Callback, Checkpoint, LoadInitState
 
-from ._ensemble import CGCNNEnsembleRegressor
-from ._featurizer import CrystalGraphFeaturizer
+from ..datasets import load_jdft2d, load_matbench, matbench_folds
+from ..estimators._ensemble import CGCNNEnsembleRegressor
+from ..estimators._regressor import CGCNNRegressor
+from ..graph._featurizer import CrystalGraphFeaturizer
+from ..pretrained import PretrainedInit
 from ._interrupt import RunInterrupted, watch_sigint
-from ._regressor import CGCNNRegressor
-from .datasets import load_jdft2d, load_matbench, matbench_folds
-from .pretrained import PretrainedInit
 
 __all__ = ["MATBENCH_PRESETS", "PUBLISHED", "TASKS", "calibration", "matbench_ids", "run_matbench"]
 

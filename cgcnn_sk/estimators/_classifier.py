@@ -10,13 +10,13 @@ import torch
 from sklearn.utils import column_or_1d
 from skorch import NeuralNetClassifier
 
-from ._callbacks import _accuracy
-from ._estimators import (
+from ..nn._model import CGCNN
+from ._base import (
     _CGCNNMixin,
     _check_finite,
 )
+from ._callbacks import _accuracy
 from ._imbalance import class_weights, monitored_callbacks
-from ._module import CGCNN
 
 __all__ = ["CGCNNClassifier"]
 

@@ -1,7 +1,7 @@
-"""The pieces of a crystal graph, for looking inside the featurizer and the model's input.
+"""Structures to crystal graphs to batches: the featurizer, its graphs, the store, collation.
 
 :class:`~cgcnn_sk.CrystalGraphFeaturizer` and the estimators are all most users need. This
-namespace exports the steps between them under public names: reading an input item as a
+namespace also exports the steps between them under public names: reading an input item as a
 structure, the atom tables, the neighbour search, the Gaussian bond basis and the batching
 that turns graphs into the keyword arguments of :class:`~cgcnn_sk.CGCNN`.
 
@@ -18,15 +18,22 @@ Examples
 
 from ._atoms import CGCNN_SEGMENTS, build_cgcnn_table, compare_tables, load_atom_table
 from ._collate import collate_graphs, gaussian_expand
-from ._graph import CrystalGraph, CrystalGraphs, find_neighbors, gaussian_centers
+from ._crystal import CrystalGraph, CrystalGraphs, find_neighbors, gaussian_centers
+from ._featurizer import CrystalGraphError, CrystalGraphFeaturizer, clear_cache
+from ._store import GraphStore, GraphStoreError, write_graph_store
 from ._structures import StructureInputError, to_structure
 
 __all__ = [
     "CGCNN_SEGMENTS",
     "CrystalGraph",
+    "CrystalGraphError",
+    "CrystalGraphFeaturizer",
     "CrystalGraphs",
+    "GraphStore",
+    "GraphStoreError",
     "StructureInputError",
     "build_cgcnn_table",
+    "clear_cache",
     "collate_graphs",
     "compare_tables",
     "find_neighbors",
@@ -34,4 +41,5 @@ __all__ = [
     "gaussian_expand",
     "load_atom_table",
     "to_structure",
+    "write_graph_store",
 ]

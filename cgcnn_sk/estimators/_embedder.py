@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
-from ._embedding import _check_layer, _require_embed, crystal_embedding, embedding_feature_names
+from ._readout import _check_layer, _require_embed, crystal_embedding, embedding_feature_names
 from ._regressor import CGCNNRegressor
 
 __all__ = ["CGCNNEmbedder"]

@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from ._crystal import DIST_DTYPE, INDEX_DTYPE, CrystalGraph, CrystalGraphs
 from ._featurizer import CrystalGraphError, CrystalGraphFeaturizer
-from ._graph import DIST_DTYPE, INDEX_DTYPE, CrystalGraph, CrystalGraphs
 
 __all__ = ["GraphStore", "write_graph_store"]
 

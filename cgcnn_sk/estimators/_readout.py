@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ._module import EMBEDDING_LAYERS
+from ..nn._model import EMBEDDING_LAYERS
 
 __all__ = ["crystal_embedding", "embedding_feature_names", "map_batches"]
 

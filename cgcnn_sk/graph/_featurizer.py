@@ -17,9 +17,9 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory
 
-from . import _graph
+from . import _crystal
 from ._atoms import CGCNN_SEGMENTS, MAX_Z, load_atom_table
-from ._graph import CrystalGraph, CrystalGraphs, gaussian_centers
+from ._crystal import CrystalGraph, CrystalGraphs, gaussian_centers
 from ._structures import coerce_structures
 
 __all__ = ["CrystalGraphError", "CrystalGraphFeaturizer", "cache_info", "clear_cache"]
@@ -194,14 +194,14 @@ def _gc_paused():
 
 def _search(lattice, cart, pbc, radius, m):
     """One structure's search (module level so that joblib.Memory can cache it on disk)."""
-    return _graph.find_neighbors_batch([(lattice, cart, pbc)], radius, m)[0]
+    return _crystal.find_neighbors_batch([(lattice, cart, pbc)], radius, m)[0]
 
 
 def _search_many(items: list, radius: float, m: int, memory) -> list:
     """Searches for ``items`` of ``(lattice, cart, pbc)``: in one batch, or one by one
     through ``memory`` (each structure its own disk-cache entry)."""
     if memory is None:
-        return _graph.find_neighbors_batch(items, radius, m)
+        return _crystal.find_neighbors_batch(items, radius, m)
     search = memory.cache(_search)
     return [search(*item, radius, m) for item in items]
 
@@ -611,7 +611,7 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         parts = []
         nearest_max = 0.0
         for i in lonely[:3]:
-            d = _graph.nearest_distance(lattice, cart, i, self.radius, pbc=pbc)
+            d = _crystal.nearest_distance(lattice, cart, i, self.radius, pbc=pbc)
             nearest_max = max(nearest_max, d)
             where = f"nearest at {d:.3f} A" if np.isfinite(d) else "no neighbour at all"
             parts.append(f"site {i} ({s[i].specie}, {where})")
@@ -714,7 +714,8 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
             idx = np.pad(idx, ((0, 0), (0, m - stored)), constant_values=-1)
             dist = np.pad(dist, ((0, 0), (0, m - stored)))
         if idx.flags.writeable or dist.flags.writeable:  # not views of read-only lists: copy
-            idx, dist = _readonly(idx.astype(_graph.INDEX_DTYPE), dist.astype(_graph.DIST_DTYPE))
+            idx = idx.astype(_crystal.INDEX_DTYPE)
+            idx, dist = _readonly(idx, dist.astype(_crystal.DIST_DTYPE))
         return idx, dist
 
     # -- descriptions ------------------------------------------------------------------------

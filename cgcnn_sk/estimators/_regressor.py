@@ -11,12 +11,12 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_array
 from skorch import NeuralNetRegressor
 
-from ._contributions import site_contributions
-from ._estimators import (
+from ..nn._model import CGCNN
+from ._base import (
     _CGCNNMixin,
     _check_finite,
 )
-from ._module import CGCNN
+from ._contributions import site_contributions
 
 __all__ = ["CGCNNRegressor"]
 

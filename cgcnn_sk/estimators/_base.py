@@ -48,10 +48,10 @@ from skorch.dataset import ValidSplit
 from skorch.history import History
 from skorch.utils import is_dataset
 
+from ..graph._collate import GraphBatch, GraphDataset, collate_fn
+from ..graph._crystal import CrystalGraph, gaussian_centers
 from ._callbacks import _CosineLR, _FiniteLoss, _mae
-from ._collate import GraphBatch, GraphDataset, collate_fn
-from ._embedding import crystal_embedding
-from ._graph import CrystalGraph, gaussian_centers
+from ._readout import crystal_embedding
 
 _META_KEY = "_cgcnn_sk_meta"
 

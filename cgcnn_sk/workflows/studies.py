@@ -248,7 +248,7 @@ class StudyResult:
 
     def summary(self) -> pd.DataFrame:
         """Mean and std of the fold MAEs per setting (:func:`cgcnn_sk.report.summarize`)."""
-        from .report import summarize
+        from ..report import summarize
 
         return summarize(self.table)
 
@@ -258,7 +258,7 @@ class StudyResult:
         Failed settings are not candidates. Picked on the folds it is scored on, so its MAE
         is optimistic; the baseline study does not use it.
         """
-        from .report import summarize
+        from ..report import summarize
 
         rows = self.table[(self.table["model"] == "cgcnn") & (self.table["study"] == study)]
         s = summarize(rows)
@@ -272,7 +272,7 @@ class StudyResult:
 
     def conclusions(self) -> dict[str, str]:
         """One sentence per study (:func:`cgcnn_sk.report.conclusion`)."""
-        from .report import conclusion
+        from ..report import conclusion
 
         return {
             s: conclusion(self.table, s, self.meta.get("unit"), meta=self.meta)
@@ -286,7 +286,7 @@ class StudyResult:
 
         A partial result (``meta["interrupted"]``, see :func:`run_study`) says so at the top.
         """
-        from .report import write_report
+        from ..report import write_report
 
         out_dir = Path(out_dir)
         paths = write_report(self.table, self.histories, self.predictions, out_dir,
@@ -344,8 +344,8 @@ def make_cgcnn_pipeline(preset: str = "quick", random_state: int | None = 0, **p
     """
     from sklearn.pipeline import Pipeline
 
-    from ._featurizer import CrystalGraphFeaturizer
-    from ._regressor import CGCNNRegressor
+    from ..estimators._regressor import CGCNNRegressor
+    from ..graph._featurizer import CrystalGraphFeaturizer
 
     _check_preset(preset)
     pipe = Pipeline([("graph", CrystalGraphFeaturizer()),
@@ -505,7 +505,7 @@ class _Collector:
         self.from_cache = 0
 
     def _cache_key(self, model, est, X) -> tuple:
-        from . import __version__
+        from .. import __version__
 
         if id(X) not in self._x_hashes:  # the graphs (or the RF's structures), hashed once
             self._x_hashes[id(X)] = joblib.hash(X)
@@ -711,7 +711,7 @@ def run_study(
                     current = ("baseline", f"nested CV over {n} settings")
                     runs.run("baseline", "cgcnn", current[1], search)
                 if baseline is None:
-                    from .baselines import make_rf_baseline
+                    from ..baselines import make_rf_baseline
 
                     baseline = make_rf_baseline(random_state=random_state, **spec["rf"])
                 kind = baseline.get_params().get("matminer__kind")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._embedding import map_batches
+from ._readout import map_batches
 
 __all__ = ["site_contributions"]
 

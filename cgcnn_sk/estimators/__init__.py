@@ -1,0 +1,20 @@
+"""The scikit-learn estimators: skorch nets around :class:`~cgcnn_sk.nn.CGCNN`.
+
+:class:`CGCNNRegressor` and :class:`CGCNNClassifier` share one base; the ensemble, the
+embedding transformer and :func:`load` (reading a saved model back) build on them.
+"""
+
+from ._classifier import CGCNNClassifier
+from ._embedder import CGCNNEmbedder
+from ._ensemble import CGCNNEnsembleRegressor
+from ._persistence import ModelFileError, load
+from ._regressor import CGCNNRegressor
+
+__all__ = [
+    "CGCNNClassifier",
+    "CGCNNEmbedder",
+    "CGCNNEnsembleRegressor",
+    "CGCNNRegressor",
+    "ModelFileError",
+    "load",
+]
