@@ -29,18 +29,6 @@ import numpy as np
 
 __all__ = ["main", "load_data", "parse_set_params"]
 
-#: Target name and unit of the datasets the command knows by name.
-KNOWN_TARGETS = {
-    "jdft2d": ("exfoliation energy", "meV/atom"),
-    "phonons": ("last phonon DOS peak", "cm^-1"),
-    "dielectric": ("refractive index", "unitless"),
-    "log_gvrh": ("log10 shear modulus", "log10(GPa)"),
-    "log_kvrh": ("log10 bulk modulus", "log10(GPa)"),
-    "perovskites": ("formation energy", "eV/unit cell"),
-    "mp_gap": ("band gap", "eV"),
-    "mp_e_form": ("formation energy", "eV/atom"),
-}
-
 DATA_HELP = (
     "jdft2d (embedded, default) | matbench:<name> (e.g. matbench:phonons; see --data-home) | "
     "cif-folder:<path> (CIF files + id_prop.csv) | csv:<path> (a column of CIF text or CIF "
@@ -139,13 +127,15 @@ def load_data(
     data : Data
         ``structures``, ``y``, ``ids``, ``name``, ``target``, ``unit``.
     """
+    from .datasets import TASKS
+
     scheme, _, rest = spec.partition(":")
     if spec == "jdft2d" or (spec == "matbench:jdft2d" and data_home is None):
         from .datasets import load_jdft2d
 
         frame = load_jdft2d(as_frame=True)
         ids = [str(i) for i in frame.index]
-        name, unit = KNOWN_TARGETS["jdft2d"]
+        name, unit = TASKS["jdft2d"].target, TASKS["jdft2d"].unit
         return Data(list(frame["structure"]), frame["exfoliation_en"].to_numpy(float), ids,
                     "matbench_jdft2d (embedded)", name, unit, matbench=True)
     if scheme == "matbench" and rest:
@@ -157,7 +147,8 @@ def load_data(
         except FileNotFoundError as err:
             raise CLIError(_one_line(err)) from err
         col = [c for c in frame.columns if c != "structure"][0]
-        name, unit = KNOWN_TARGETS.get(task, (col, None))
+        known = TASKS.get(task)
+        name, unit = (known.target, known.unit) if known else (col, None)
         return Data(list(frame["structure"]), frame[col].to_numpy(float),
                     [str(i) for i in frame.index], f"matbench_{task}", name, unit, matbench=True)
     if scheme in ("cif-folder", "csv") and rest:
@@ -280,19 +271,16 @@ def _cmd_study(args, params) -> int:
     data = _subsample(_load(args), args.max_samples, args.random_state)
     cv: Any = args.cv
     folds_note = None
-    if data.matbench and (cv == 5 or (cv is None and args.preset == "full")):
+    if data.matbench and (cv or 5) == 5:
         from .datasets import matbench_folds
 
         cv = matbench_folds(len(data.structures))
         folds_note = "official Matbench v0.1 folds (KFold(5, shuffle=True, random_state=18012019))"
     n_jobs = args.n_jobs
-    if n_jobs is None:  # one process per fold up to the cores: small networks scale better so
-        import joblib  # than with torch threads, which oversubscribe a busy machine badly
+    if n_jobs is None:  # one process per core: small networks scale better so than with torch
+        import joblib  # threads, which oversubscribe a busy machine badly
 
-        from .workflows.studies import PRESETS
-
-        n_folds = len(cv) if isinstance(cv, list) else (cv or PRESETS[args.preset]["cv"])
-        n_jobs = max(1, min(n_folds, joblib.cpu_count()))
+        n_jobs = joblib.cpu_count()
     out = Path(args.out)
     t0 = time.perf_counter()
     _say(args, f"study {','.join(names)} on {data.name} ({len(data.structures)} structures), "
@@ -323,6 +311,13 @@ def _cmd_study(args, params) -> int:
         result.meta["folds"] = folds_note
     result.meta["wall_time"] = round(time.perf_counter() - t0, 1)
     paths = result.write_report(out, formats)
+    if result.failed():  # a run in which no CGCNN fit worked answers nothing
+        first = result.table.loc[result.table["status"].eq("failed"), "error"].iloc[0] \
+            if not result.table.empty else "no fit ran"
+        print(f"cgcnn-sk study: error: every CGCNN fit failed: {_one_line(first)} "
+              f"(report of the failures: {paths.get('html', paths.get('md'))})",
+              file=sys.stderr)
+        return 1
     for study, sentence in result.conclusions().items():
         _say(args, f"[{study}] {sentence}")
     report = paths.get("html", paths.get("md"))
@@ -381,7 +376,7 @@ def _cmd_train(args, params) -> int:
 
     data = _subsample(_load(args), args.max_samples, args.random_state)
     try:
-        pipe = make_cgcnn_pipeline(args.preset, args.random_state)
+        pipe = make_cgcnn_pipeline(args.recipe, args.random_state)
         pipe.set_params(cgcnn__verbose=0 if args.quiet else 1, graph__verbose=not args.quiet)
         pipe.set_params(**params)
     except ValueError as err:
@@ -544,18 +539,15 @@ def _say(args, text: str) -> None:
 
 
 def _preset_help() -> str:
-    from .workflows.studies import PRESETS, _describe
+    from .workflows.studies import FACTORS, PRESETS
 
-    lines = []
+    factors = ", ".join(f"{f} {lo} vs {hi}" for f, (_, lo, hi) in FACTORS.items())
+    lines = [f"  factors (2 levels each, + is the recipe's): {factors}"]
     for name, spec in PRESETS.items():
-        base = ", ".join(f"{k}={_describe(v)}" for k, v in spec["base"].items())
-        lines.append(f"  preset {name}: cv={spec['cv']}; base {base}")
-        for study, grid in spec["grids"].items():
-            g = " + ".join("{" + ", ".join(
-                f"{k}: {[_describe(x) for x in v]}" for k, v in part.items()) + "}" for part in grid
-            )
-            lines.append(f"    {study}: {g}")
-        lines.append(f"    baseline: random forest {spec['rf']} on matminer magpie+scm")
+        lines.append(
+            f"  preset {name}: recipe {spec['recipe']!r}, {spec['cv']} folds, {spec['fraction']} "
+            f"factorial, CGCNN vs RF on {spec['repeats']} repeats, RF {spec['rf']}, ROPE "
+            f"{spec['rope']:.1%} of the MAE")
     return "\n".join(lines)
 
 
@@ -570,6 +562,8 @@ _PARAMS_EPILOG = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cgcnn-sk`` (subcommands study, featurize, train, predict)."""
+    from .recipes import RECIPES
+
     parser = argparse.ArgumentParser(
         prog="cgcnn-sk",
         description="Crystal graph convolutional neural networks (CGCNN) as scikit-learn "
@@ -583,19 +577,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "study", formatter_class=fmt,
         help="cross-validated studies of CGCNN settings vs the RF baseline, with a report",
-        description="Run the studies (hyperparameters, neighbours, activation_batchnorm, "
-        "pooling, baseline) with cross-validation on shared folds and write a report "
-        "(Markdown and HTML), the tidy CSV of every fold, loss curves and figures.\n\n"
+        description="Answer the questions neighbours (M), activation_batchnorm, pooling "
+        "(a two-level factorial design of those factors, every setting on the same folds) and "
+        "baseline (the recipe's CGCNN against a matminer RF over repeated folds), each with a "
+        "verdict: better, equivalent or undecided. Writes a report (Markdown and HTML), the "
+        "tidy CSV of every fit, loss curves and figures.\n\n"
         + _preset_help(),
         epilog=_PARAMS_EPILOG,
     )
     _add_data_args(p)
     p.add_argument("--studies", default="all",
-                   help="comma-separated: all, hyperparameters, neighbours, "
-                   "activation_batchnorm, pooling, baseline (default: all)")
+                   help="comma-separated: all, neighbours, activation_batchnorm, pooling, "
+                   "baseline (default: all)")
     p.add_argument("--preset", choices=["quick", "full"], default="quick",
-                   help="quick (36 fits of the training recipe on jdft2d: about 12-14 min on "
-                   "2 idle cores, from the CPU time of one fit) or full (hours); default quick")
+                   help="quick (60-epoch fits, half fraction: within 15 min on 2 cores on "
+                   "jdft2d) or full (the recipe's 300-epoch fits); default quick")
     p.add_argument("--baseline-cgcnn", choices=["default", "nested"], default="default",
                    help="CGCNN of the baseline study: the preset's fixed default, or a setting "
                    "chosen by nested CV inside each training fold (default: %(default)s)")
@@ -606,9 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="md,html", help="report formats: md, html or md,html")
     p.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     p.add_argument("--n-jobs", type=int, default=None,
-                   help="folds fitted in parallel processes (default: min(folds, cores))")
+                   help="fits run in parallel processes (default: the number of cores)")
     p.add_argument("--no-cache", action="store_true",
-                   help="do not cache finished settings in OUT/cache (by default a rerun, e.g. "
+                   help="do not cache finished fits in OUT/cache (by default a rerun, e.g. "
                    "after Ctrl-C, reads them from there instead of fitting them again)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_study)
@@ -633,8 +629,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_PARAMS_EPILOG,
     )
     _add_data_args(p)
-    p.add_argument("--preset", choices=["quick", "full"], default="quick",
-                   help="base parameters (default quick)")
+    p.add_argument("--recipe", choices=sorted(RECIPES), default="default",
+                   help="named recipe of network and schedule (cgcnn_sk.recipes; default: "
+                   "%(default)s, what CGCNNRegressor() does)")
     p.add_argument("--out", default="cgcnn_pipeline.joblib",
                    help="output file (default: %(default)s)")
     p.add_argument("--test-size", type=float, default=0.0,

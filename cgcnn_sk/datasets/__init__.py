@@ -4,6 +4,7 @@
   in meV/atom), shipped with the package; no network.
 * :func:`load_matbench` -- any Matbench v0.1 structure task from ``matbench_<name>.json.gz``.
 * :func:`matbench_folds` -- the official 5 folds, usable as ``cv=``.
+* :data:`TASKS` -- the Matbench tasks known by name: target column, meaning and unit.
 * :func:`load_cif_folder` / :func:`save_cif_folder` -- the reference CGCNN folder layout.
 * :func:`load_perovskites` -- the cubic perovskites CSV files (CIF text column).
 
@@ -14,9 +15,12 @@ doi:10.1038/s41524-020-00406-3. See ``data/ATTRIBUTION.md`` for the embedded fil
 from ._cif import CifFolder, load_cif_folder, save_cif_folder
 from ._matbench import MATBENCH_RANDOM_STATE, load_jdft2d, load_matbench, matbench_folds
 from ._perovskites import load_perovskites
+from ._tasks import TASKS, Task
 
 __all__ = [
     "MATBENCH_RANDOM_STATE",
+    "TASKS",
+    "Task",
     "CifFolder",
     "load_cif_folder",
     "load_jdft2d",

@@ -24,20 +24,6 @@ __all__ = [
 #: Seed of the Matbench v0.1 folds (Dunn et al. 2020): ``KFold(5, shuffle=True, random_state=...)``.
 MATBENCH_RANDOM_STATE = 18012019
 
-#: Target column of each Matbench v0.1 structure task handled here (the others load too, the
-#: target is then whatever the second column is called).
-MATBENCH_TARGETS = {
-    "jdft2d": "exfoliation_en",
-    "phonons": "last phdos peak",
-    "dielectric": "n",
-    "log_gvrh": "log10(G_VRH)",
-    "log_kvrh": "log10(K_VRH)",
-    "perovskites": "e_form",
-    "mp_gap": "gap pbe",
-    "mp_e_form": "e_form",
-    "mp_is_metal": "is_metal",
-}
-
 _EMBEDDED = "matbench_jdft2d.json.gz"
 
 

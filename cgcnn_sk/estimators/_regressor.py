@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_array
 from skorch import NeuralNetRegressor
 
 from ..nn._model import CGCNN
+from ..recipes import RECIPES
 from ._base import (
     _CGCNNMixin,
     _check_finite,
@@ -19,6 +19,9 @@ from ._base import (
 from ._contributions import site_contributions
 
 __all__ = ["CGCNNRegressor"]
+
+# The defaults are the "default" recipe's (cgcnn_sk.recipes): one place names them.
+_D = RECIPES["default"].cgcnn
 
 
 class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
@@ -146,13 +149,13 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
         self,
         module=CGCNN,
         *,
-        criterion=torch.nn.L1Loss,
-        optimizer=torch.optim.AdamW,
-        lr: float = 3e-3,
-        max_epochs: int = 300,
-        batch_size: int = 64,
-        patience: int | None = None,
-        train_split=None,
+        criterion=_D["criterion"],
+        optimizer=_D["optimizer"],
+        lr: float = _D["lr"],
+        max_epochs: int = _D["max_epochs"],
+        batch_size: int = _D["batch_size"],
+        patience: int | None = _D["patience"],
+        train_split=_D["train_split"],
         random_state=None,
         verbose: int = 0,
         device: str = "cpu",

@@ -1,8 +1,8 @@
-"""Figures of a report, drawn from the tidy tables on :class:`matplotlib.figure.Figure`.
+"""Figures of a study report, drawn from the tidy tables on :class:`matplotlib.figure.Figure`.
 
 No pyplot state is used, so the functions work in scripts, tests and notebooks alike. Each
 figure has a title, axis labels with units and a legend where more than one series is drawn.
-Failed folds (``status == "failed"``) are left out of every figure.
+Failed fits (``status == "failed"``) are left out of every figure.
 """
 
 from __future__ import annotations
@@ -14,315 +14,172 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .statistics import baseline_pair, check_table, fmt, paired_comparison, summarize
+from .statistics import _describe_level, baseline_comparison, check_table, effects, fmt
 
 __all__ = [
-    "plot_loss_curves",
-    "plot_settings",
-    "plot_neighbours",
-    "plot_activation_batchnorm",
-    "plot_baseline",
-    "plot_parity",
+    "STUDY_TITLES",
     "make_figures",
+    "plot_baseline",
+    "plot_effects",
+    "plot_interaction",
+    "plot_loss_curves",
+    "plot_parity",
 ]
 
 STUDY_TITLES = {
-    "hyperparameters": "Hyperparameters (loss function, learning rate, depth) and loss curves",
-    "neighbours": "Neighbour count (max_num_nbr)",
-    "activation_batchnorm": "ConvLayer activation x batchnorm",
-    "pooling": "Pooling",
-    "baseline": "CGCNN against the random-forest baseline",
+    "neighbours": "How many neighbours? (max_num_nbr, M)",
+    "activation_batchnorm": "ConvLayer activation x batch normalisation",
+    "pooling": "Mean against max pooling",
+    "baseline": "CGCNN against the matminer random forest",
 }
-LOSS_LABEL = "training criterion on the standardised target"
+LOSS_LABEL = "training loss (L1 on the standardised target)"
+_VERDICT_COLORS = {"+": "tab:blue", "-": "tab:orange", "equivalent": "tab:green",
+                   "undecided": "tab:gray"}
 
 
-def _rows(table: pd.DataFrame, study: str, model: str | None = "cgcnn") -> pd.DataFrame:
-    rows = table[(table["study"] == study) & table["test_mae"].notna()]
-    if model is not None:
-        rows = rows[rows["model"] == model]
+def _design(table: pd.DataFrame, meta: Mapping) -> pd.DataFrame:
+    rows = table[(table["study"] == "factorial") & (table["model"] == "cgcnn")
+                 & table["test_mae"].notna()]
     if rows.empty:
-        raise ValueError(f"the tidy table has no scored rows for study {study!r}")
-    return rows
+        raise ValueError("the tidy table has no scored fit of the design")
+    return rows.assign(**{f: rows[f].map(_describe_level) for f in meta.get("factors", {})})
 
 
 def _mae_label(unit: str | None) -> str:
     return f"test MAE ({unit})" if unit else "test MAE (target units)"
 
 
-def _colors(n: int):
-    from matplotlib import colormaps
+def plot_effects(table: pd.DataFrame, meta: Mapping, unit: str | None = None) -> Figure:
+    """Main effects of the design: mean test MAE at each level of each factor, fold by fold.
 
-    cmap = colormaps["tab10" if n <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(n)]
-
-
-def _fold_matrix(hist: pd.DataFrame, column: str) -> np.ndarray:
-    """(n_folds, n_epochs) array of one history column.
-
-    A fold stopped early keeps its last value for the later epochs, so that the mean over
-    folds does not jump when a fold drops out.
+    One panel per factor: a grey line per fold joins the fold's mean MAE at the two levels
+    (over all settings at that level), the black line their mean; the title gives the effect
+    and its verdict.
     """
-    folds = list(dict.fromkeys(hist["fold"]))
-    n_epochs = int(hist["epoch"].max())
-    out = np.full((len(folds), n_epochs), np.nan)
-    for i, f in enumerate(folds):
-        h = hist[hist["fold"] == f]
-        out[i, h["epoch"].to_numpy(int) - 1] = h[column].to_numpy(float)
-    return pd.DataFrame(out).ffill(axis=1).to_numpy()
+    rows = _design(table, meta)
+    eff = effects(table, meta)
+    factors = list(meta["factors"])
+    fig = Figure(figsize=(3.1 * len(factors) + 1.0, 3.8), layout="constrained")
+    axes = fig.subplots(1, len(factors), sharey=True, squeeze=False)[0]
+    rows = rows.assign(repeat=rows["repeat"].fillna(0) if "repeat" in rows else 0)
+    for ax, f in zip(axes, factors, strict=True):
+        lo, hi = (_describe_level(v) for v in meta["factors"][f])
+        cell = rows.groupby(["repeat", "fold", f])["test_mae"].mean().unstack(f)[[lo, hi]]
+        for _, r in cell.iterrows():
+            ax.plot([0, 1], r.to_numpy(float), color="0.7", lw=1, marker="o", ms=3)
+        ax.plot([0, 1], cell.mean().to_numpy(float), color="k", lw=2.2, marker="o",
+                label="mean over folds")
+        ax.set_xticks([0, 1], [lo, hi])
+        ax.set_xlim(-0.3, 1.3)
+        ax.set_xlabel(f)
+        e = eff[eff["term"] == f]
+        if not e.empty:
+            e = e.iloc[0]
+            ax.set_title(f"{f}: {fmt(e['effect'])} ({e['verdict']})", fontsize=9,
+                         color=_VERDICT_COLORS.get(e["verdict"], "k"))
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel(_mae_label(unit))
+    axes[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle("Main effects: mean test MAE at each level (grey: one fold; "
+                 "+: the recipe's level)", fontsize=10)
+    return fig
+
+
+def plot_interaction(
+    table: pd.DataFrame, meta: Mapping, pair=("activation", "batchnorm"), unit: str | None = None
+) -> Figure:
+    """Interaction plot of two factors: mean test MAE of the four cells, one line per level."""
+    rows = _design(table, meta)
+    a, b = pair
+    cell = rows.groupby([a, b])["test_mae"].agg(["mean", "count"]).reset_index()
+    fig = Figure(figsize=(5.2, 3.9), layout="constrained")
+    ax = fig.subplots()
+    a_levels = [_describe_level(v) for v in meta["factors"][a]]
+    for lb in [_describe_level(v) for v in meta["factors"][b]]:
+        c = cell[cell[b] == lb].set_index(a).reindex(a_levels)
+        ax.plot(range(len(a_levels)), c["mean"].to_numpy(float), marker="o", lw=2,
+                label=f"{b}={lb}")
+    ax.set_xticks(range(len(a_levels)), a_levels)
+    ax.set_xlabel(a)
+    ax.set_ylabel(_mae_label(unit))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"{a} x {b}: parallel lines mean no interaction", fontsize=10)
+    return fig
 
 
 def plot_loss_curves(
-    histories: pd.DataFrame,
-    study: str,
-    *,
-    panel_by: Mapping[str, str] | None = None,
-    show_train: bool = True,
-    loss_label: str = LOSS_LABEL,
-    unit: str | None = None,
-    title: str | None = None,
+    histories: pd.DataFrame, meta: Mapping, *, loss_label: str = LOSS_LABEL
 ) -> Figure:
-    """Loss (and validation MAE) against epoch, one colour per setting, mean over folds.
-
-    The top row shows the training (dashed) and validation (solid) loss on a log scale; when
-    the histories have a ``valid_mae`` column, a second row shows the validation (solid) and
-    training (dashed, ``train_mae``) MAE in target units. A fold stopped early is held at its
-    last value, so each curve averages all folds at every epoch.
-
-    Parameters
-    ----------
-    histories : DataFrame
-        Long table with ``study, setting, fold, epoch, train_loss, valid_loss`` and
-        optionally ``train_mae, valid_mae``.
-    study : str
-        The study to draw.
-    panel_by : mapping of setting -> panel name, optional
-        Split the settings over side-by-side panels (e.g. batchnorm on / off).
-    show_train : bool, default=True
-        Draw the training curves too.
-    loss_label : str
-        y-axis label of the loss (the loss and its unit).
-    unit : str, optional
-        Unit of the target, for the MAE axis.
-    title : str, optional
-        Figure title; defaults to the study's title.
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
-    """
+    """Training loss against epoch for each level of each factor, mean over settings and folds."""
     from matplotlib.lines import Line2D
 
-    hist = histories[histories["study"] == study]
-    if hist.empty:
-        raise ValueError(f"no loss history for study {study!r}")
-    settings = list(dict.fromkeys(hist["setting"]))
-    panels = ["all"] if panel_by is None else list(dict.fromkeys(panel_by[s] for s in settings))
-    metrics = [("valid_loss", "train_loss", loss_label)]
-    if "valid_mae" in hist and hist["valid_mae"].notna().any():
-        metrics.append(("valid_mae", "train_mae", f"MAE ({unit or 'target units'})"))
-    fig = Figure(figsize=(5.0 * len(panels) + 2.6, 3.3 * len(metrics) + 0.6),
-                 layout="constrained")
-    axes = fig.subplots(len(metrics), len(panels), sharex=True, sharey="row", squeeze=False)
-    colors = dict(zip(settings, _colors(len(settings)), strict=True))
-    for row, (valid_col, train_col, ylabel) in enumerate(metrics):
-        for col, panel in enumerate(panels):
-            ax = axes[row, col]
-            for s in settings:
-                if panel_by is not None and panel_by[s] != panel:
-                    continue
-                h = hist[hist["setting"] == s]
-                valid = _fold_matrix(h, valid_col)
-                epochs = np.arange(1, valid.shape[1] + 1)
-                ax.plot(epochs, np.nanmean(valid, axis=0), color=colors[s], lw=1.6)
-                if show_train and train_col in h and h[train_col].notna().any():
-                    train = np.nanmean(_fold_matrix(h, train_col), axis=0)
-                    ax.plot(epochs, train, color=colors[s], lw=1.0, ls="--")
-            # log scale for both: one diverging early epoch otherwise flattens every curve
-            ax.set_yscale("log")
-            if row == len(metrics) - 1:
-                ax.set_xlabel("epoch")
-            if col == 0:
-                ax.set_ylabel(ylabel)
-            if panel_by is not None and row == 0:
-                ax.set_title(panel, fontsize=10)
-            ax.grid(alpha=0.3, which="both")
-    handles = [Line2D([], [], color=colors[s], lw=1.6, label=s) for s in settings]
-    handles += [Line2D([], [], color="k", lw=1.6, label="validation")]
-    if show_train:
-        handles += [Line2D([], [], color="k", lw=1.0, ls="--", label="train")]
-    fig.legend(handles=handles, loc="outside right center", fontsize=7)
-    fig.suptitle(
-        title or f"{STUDY_TITLES.get(study, study)}: learning curves, mean over folds\n"
-        "(validation: the network's own hold-out inside each training fold)",
-        fontsize=11,
-    )
+    hist = histories[(histories["study"] == "factorial") & histories["model"].eq("cgcnn")]
+    if hist.empty or "train_loss" not in hist:
+        raise ValueError("no loss history of the design")
+    factors = list(meta["factors"])
+    settings = hist["setting"].drop_duplicates()
+    parsed = {s: dict(kv.split("=", 1) for kv in s.split(", ")) for s in settings}
+    fig = Figure(figsize=(3.2 * len(factors) + 1.0, 3.6), layout="constrained")
+    axes = fig.subplots(1, len(factors), sharey=True, squeeze=False)[0]
+    curve = hist.groupby(["setting", "epoch"])["train_loss"].mean().unstack("epoch")
+    for ax, f in zip(axes, factors, strict=True):
+        lo, hi = (_describe_level(v) for v in meta["factors"][f])
+        for level, color in ((lo, "tab:orange"), (hi, "tab:blue")):
+            keep = [s for s in curve.index if _describe_level(parsed[s].get(f)) == level]
+            if keep:
+                ax.plot(curve.columns, curve.loc[keep].mean().to_numpy(float), color=color,
+                        lw=1.6)
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_title(f, fontsize=10)
+        ax.legend(handles=[Line2D([], [], color="tab:orange", label=f"{f}={lo}"),
+                           Line2D([], [], color="tab:blue", label=f"{f}={hi}")], fontsize=7)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel(loss_label)
+    fig.suptitle("Training loss by factor level (mean over the design's settings and folds)",
+                 fontsize=10)
     return fig
 
 
-def _bar_panel(ax, summary: pd.DataFrame, rows: pd.DataFrame, unit: str | None, labels=None):
-    labels = list(summary["setting"]) if labels is None else labels
-    x = np.arange(len(summary))
-    best = int(np.argmin(summary["mae_mean"].to_numpy()))
-    colors = ["tab:orange" if i == best else "tab:blue" for i in range(len(summary))]
-    ax.bar(x, summary["mae_mean"], yerr=summary["mae_std"], color=colors, alpha=0.8,
-           capsize=4, label="mean ± std over folds (orange: best)")
-    for i, s in enumerate(summary["setting"]):
-        vals = rows[rows["setting"] == s]["test_mae"].to_numpy(float)
-        ax.plot(np.full(len(vals), i), vals, "k.", ms=5, label="one fold" if i == 0 else None)
-    ax.set_xticks(x, labels, rotation=30 if max(map(len, labels)) > 8 else 0, ha="right"
-                  if max(map(len, labels)) > 8 else "center", fontsize=8)
-    ax.set_ylabel(_mae_label(unit))
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+def plot_baseline(table: pd.DataFrame, meta: Mapping, unit: str | None = None) -> Figure:
+    """Per-fold test MAE of CGCNN and the RF over every repeat, and the posterior of the gap."""
+    from scipy import stats
 
-
-def plot_settings(table: pd.DataFrame, study: str, unit: str | None = None) -> Figure:
-    """Bars of the CV test MAE per setting of a study (best in orange), folds as dots.
-
-    Parameters
-    ----------
-    table : DataFrame
-        The tidy table; reads the scored CGCNN rows of ``study``.
-    study : str
-        E.g. ``"hyperparameters"`` or ``"pooling"``.
-    unit : str, optional
-        Unit of the target, for the axis labels.
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
-    """
-    rows = _rows(table, study)
-    summary = summarize(rows)
-    fig = Figure(figsize=(max(5.0, 1.1 * len(summary) + 2), 4.4), layout="constrained")
-    ax = fig.subplots()
-    _bar_panel(ax, summary, rows, unit)
-    ax.set_xlabel("setting")
-    ax.set_title(f"{STUDY_TITLES.get(study, study)}: cross-validated test MAE", fontsize=10)
-    return fig
-
-
-def plot_neighbours(table: pd.DataFrame, unit: str | None = None) -> Figure:
-    """Test MAE (mean ± std over folds) against ``max_num_nbr``.
-
-    Parameters
-    ----------
-    table : DataFrame
-        The tidy table; reads the rows of study 'neighbours' (columns ``max_num_nbr``,
-        ``test_mae``).
-    unit : str, optional
-        Unit of the target, for the axis labels.
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
-    """
-    rows = _rows(table, "neighbours", "cgcnn")
-    g = rows.groupby("max_num_nbr")
-    m = g["test_mae"].agg(["mean", "std"]).fillna(0.0)
-    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
-    ax = fig.subplots()
-    ax.errorbar(m.index, m["mean"], yerr=m["std"], fmt="o-", capsize=4, color="tab:blue",
-                label="test MAE, mean ± std over folds")
-    ax.plot(rows["max_num_nbr"], rows["test_mae"], ".", color="tab:blue", alpha=0.35,
-            label="one fold")
-    ax.set_xlabel("max_num_nbr M (neighbours per atom)")
-    ax.set_ylabel(_mae_label(unit))
-    ax.set_xticks(m.index)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("Neighbour count: cross-validated test MAE")
-    return fig
-
-
-def plot_activation_batchnorm(table: pd.DataFrame, unit: str | None = None) -> Figure:
-    """Heatmap of the mean test MAE, activations x batchnorm on/off, annotated mean ± std.
-
-    Parameters
-    ----------
-    table : DataFrame
-        The tidy table; reads the rows of study 'activation_batchnorm' (columns
-        ``activation``, ``batchnorm``, ``test_mae``).
-    unit : str, optional
-        Unit of the target, for the axis labels.
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
-    """
-    rows = _rows(table, "activation_batchnorm", "cgcnn")
-    g = rows.groupby(["activation", "batchnorm"], sort=False)["test_mae"]
-    mean = g.mean().unstack("batchnorm")
-    std = g.std().fillna(0.0).unstack("batchnorm")
-    cols = [c for c in (True, False) if c in mean.columns]
-    mean, std = mean.reindex(columns=cols), std.reindex(columns=cols)
-    fig = Figure(figsize=(5.2, 1.0 + 0.6 * len(mean) + 1.2), layout="constrained")
-    ax = fig.subplots()
-    values = mean.to_numpy(float)
-    im = ax.imshow(values, cmap="viridis_r", aspect="auto")
-    mid = np.nanmean([np.nanmin(values), np.nanmax(values)])
-    for i in range(mean.shape[0]):
-        for j in range(mean.shape[1]):
-            v, s = mean.iat[i, j], std.iat[i, j]
-            if np.isfinite(v):
-                ax.text(j, i, f"{fmt(v)} ± {fmt(s)}", ha="center", va="center",
-                        color="black" if v < mid else "white", fontsize=9, fontweight="bold")
-    ax.set_xticks(range(len(cols)), [f"batchnorm {'on' if c else 'off'}" for c in cols])
-    ax.set_yticks(range(len(mean)), list(mean.index))
-    ax.set_xlabel("batch normalisation in the ConvLayers and hidden layers")
-    ax.set_ylabel("ConvLayer activation")
-    fig.colorbar(im, ax=ax, label=f"mean {_mae_label(unit)}")
-    ax.set_title("Activation x batchnorm: CV test MAE (mean ± std)")
-    return fig
-
-
-def plot_baseline(table: pd.DataFrame, unit: str | None = None) -> Figure:
-    """Per-fold test MAE of CGCNN and the RF baseline, their paired difference and its CI.
-
-    Parameters
-    ----------
-    table : DataFrame
-        The tidy table; reads the rows of study 'baseline' (models ``"cgcnn"`` and the baseline).
-    unit : str, optional
-        Unit of the target, for the axis labels.
-
-    Returns
-    -------
-    fig : matplotlib.figure.Figure
-    """
-    pair = baseline_pair(table)
-    if pair is None:
-        raise ValueError("the baseline study needs rows of model 'cgcnn' and of a baseline model")
-    cmp = paired_comparison(table, *pair)
-    folds = np.asarray(cmp["folds"])
-    x = np.arange(len(folds))
-    fig = Figure(figsize=(10.0, 4.2), layout="constrained")
-    ax, ax2 = fig.subplots(1, 2)
+    cmp = baseline_comparison(table, meta)
+    if cmp is None:
+        raise ValueError("the baseline study needs rows of the CGCNN and of the RF")
+    x = np.arange(cmp["n_folds"])
+    labels = [f"{r}.{f}" for r, f in cmp["folds"]]
+    fig = Figure(figsize=(11.0, 4.2), layout="constrained")
+    ax, ax2 = fig.subplots(1, 2, width_ratios=[1.6, 1])
     w = 0.38
-    ax.bar(x - w / 2, cmp["mae_a"], w, label=f"CGCNN ({pair[0][2]})", color="tab:orange")
-    ax.bar(x + w / 2, cmp["mae_b"], w, label=f"RF baseline ({pair[1][2]})", color="tab:green")
-    ax.set_xticks(x, [str(f) for f in folds])
-    ax.set_xlabel("fold")
+    ax.bar(x - w / 2, cmp["mae_a"], w, label="CGCNN (recipe)", color="tab:blue")
+    ax.bar(x + w / 2, cmp["mae_b"], w, label=cmp["rf_label"], color="tab:green")
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_xlabel("repeat.fold")
     ax.set_ylabel(_mae_label(unit))
-    ax.set_title("Test MAE per fold (same folds)", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"Test MAE per fold (CGCNN wins {cmp['wins_a']} of {cmp['n_folds']})",
+                 fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
     ax.grid(axis="y", alpha=0.3)
-    neg = cmp["diff"] < 0
-    ax2.bar(x[neg], cmp["diff"][neg], color="tab:orange", label="fold where CGCNN is better")
-    ax2.bar(x[~neg], cmp["diff"][~neg], color="tab:green", label="fold where RF is better")
-    ax2.axhline(0.0, color="k", lw=0.8)
-    ax2.axhline(cmp["mean_diff"], color="tab:red", ls="--",
-                label=f"mean {fmt(cmp['mean_diff'])}")
-    ax2.axhspan(cmp["ci_low"], cmp["ci_high"], color="tab:red", alpha=0.12,
-                label=f"95% CI (corrected t-test, p = {cmp['p_value']:.3f})")
-    ax2.set_xticks(x, [str(f) for f in folds])
-    ax2.set_xlabel("fold")
-    ax2.set_ylabel(f"MAE difference CGCNN - RF ({unit or 'target units'})")
-    ax2.set_title(f"Paired difference (below 0: CGCNN better; wins {cmp['wins_a']}/{len(x)})",
-                  fontsize=10)
-    ax2.legend(fontsize=8)
-    ax2.grid(axis="y", alpha=0.3)
-    fig.suptitle("CGCNN vs random-forest baseline, fold by fold")
+    if cmp["scale"] > 0:
+        lo = min(cmp["ci_low"], -cmp["rope"]) - 2 * cmp["scale"]
+        hi = max(cmp["ci_high"], cmp["rope"]) + 2 * cmp["scale"]
+        grid = np.linspace(lo, hi, 400)
+        dens = stats.t.pdf(grid, cmp["df"], loc=cmp["mean"], scale=cmp["scale"])
+        ax2.plot(grid, dens, color="k")
+        ax2.fill_between(grid, dens, where=grid < -cmp["rope"], color="tab:blue", alpha=0.3,
+                         label=f"CGCNN better: {cmp['p_a']:.3f}")
+        ax2.fill_between(grid, dens, where=grid > cmp["rope"], color="tab:green", alpha=0.3,
+                         label=f"RF better: {cmp['p_b']:.3f}")
+        ax2.axvspan(-cmp["rope"], cmp["rope"], color="0.85", label=f"ROPE: {cmp['p_rope']:.3f}")
+    ax2.axvline(0, color="k", lw=0.6)
+    ax2.set_xlabel(f"MAE difference CGCNN - RF ({unit or 'target units'})")
+    ax2.set_ylabel("posterior density")
+    ax2.set_title("Bayesian correlated t-test", fontsize=10)
+    ax2.legend(fontsize=7)
+    fig.suptitle("CGCNN against the random forest, on the same folds", fontsize=11)
     return fig
 
 
@@ -380,84 +237,54 @@ def plot_parity(
 
 
 # --------------------------------------------------------------------------- report
-def _best_cgcnn(table: pd.DataFrame) -> tuple[str, str, str] | None:
-    s = summarize(table[table["model"] == "cgcnn"]).query("n_failed == 0 and n_folds > 0")
-    if s.empty:
-        return None
-    s = s.sort_values("mae_mean", kind="stable").iloc[0]
-    return s["study"], s["model"], s["setting"]
-
-
 def make_figures(
     table: pd.DataFrame,
     histories: pd.DataFrame | None = None,
     predictions: pd.DataFrame | None = None,
     out_dir: str | Path | None = None,
     *,
+    meta: Mapping | None = None,
     target: str = "target",
     unit: str | None = None,
     loss_label: str = LOSS_LABEL,
     dpi: int = 120,
 ) -> dict[str, Figure | Path]:
-    """Build every figure the table supports; save them as PNG when ``out_dir`` is given.
-
-    Parameters
-    ----------
-    table, histories, predictions : DataFrame
-        See the module docstring. ``histories`` and ``predictions`` are optional: without
-        them the loss-curve and parity figures are skipped.
-    out_dir : path, optional
-        Folder for ``<name>.png``; created if needed.
-    target, unit : str
-        Target name and unit for the axis labels.
-    loss_label : str
-        y-axis label of the loss curves.
-    dpi : int
-        Resolution of the saved PNGs.
+    """Build every figure the tables support; save them as PNG when ``out_dir`` is given.
 
     Returns
     -------
     figures : dict
-        Name -> saved path (when ``out_dir`` is given) or Figure. Names:
-        ``loss_<study>``, ``study_hyperparameters``, ``study_neighbours``,
-        ``study_activation_batchnorm``, ``study_pooling``, ``study_baseline``, ``parity``.
+        Name -> saved path (when ``out_dir`` is given) or Figure. Names: ``effects``,
+        ``interaction`` (with activation and batchnorm in the design), ``loss``,
+        ``baseline``, ``parity``.
     """
     check_table(table)
-    studies = list(dict.fromkeys(table["study"]))
+    meta = dict(meta or {})
     figs: dict[str, Figure] = {}
-    if histories is not None and not histories.empty:
-        for study in studies:
-            if study == "baseline" or not (histories["study"] == study).any():
-                continue
-            panel_by = None
-            if study == "activation_batchnorm" and "batchnorm" in table:
-                r = table[table["study"] == study].groupby("setting")["batchnorm"].first()
-                panel_by = {s: f"batchnorm {'on' if bool(b) else 'off'}" for s, b in r.items()}
-            figs[f"loss_{study}"] = plot_loss_curves(
-                histories, study, panel_by=panel_by, loss_label=loss_label, unit=unit,
-                show_train=study == "hyperparameters" or panel_by is None,
-            )
-    plotters = {"neighbours": plot_neighbours, "activation_batchnorm": plot_activation_batchnorm,
-                "baseline": plot_baseline}
-    for study in studies:
-        if (table["study"].eq(study) & table["test_mae"].notna()).any():
-            plot = plotters.get(study, lambda t, u, s=study: plot_settings(t, s, u))
-            figs[f"study_{study}"] = plot(table, unit)
+    design = (table["study"].eq("factorial") & table["test_mae"].notna()).any()
+    if design and meta.get("factors"):
+        figs["effects"] = plot_effects(table, meta, unit)
+        if {"activation", "batchnorm"} <= set(meta["factors"]):
+            figs["interaction"] = plot_interaction(table, meta, unit=unit)
+        if histories is not None and not histories.empty and "train_loss" in histories:
+            figs["loss"] = plot_loss_curves(histories, meta, loss_label=loss_label)
+    if baseline_comparison(table, meta) is not None:
+        figs["baseline"] = plot_baseline(table, meta, unit)
     if predictions is not None and not predictions.empty:
+        p = predictions[predictions.get("repeat", 0) == 0] if "repeat" in predictions \
+            else predictions
         keys = []
-        if "baseline" in studies and baseline_pair(table) is not None:
-            keys = list(baseline_pair(table))
-        else:
-            best = _best_cgcnn(table)
-            if best is not None:
-                keys = [best]
-        keys = [
-            k for k in keys
-            if ((predictions["study"] == k[0]) & (predictions["model"] == k[1])
-                & (predictions["setting"] == k[2])).any()
-        ]
+        cg = p[(p["study"] == "baseline") & (p["model"] == "cgcnn")]
+        if not cg.empty:
+            keys.append(("baseline", "cgcnn", cg["setting"].iloc[0]))
+        elif design and (p["study"] == "factorial").any():
+            first = table[table["study"] == "factorial"]["setting"].iloc[0]
+            keys.append(("factorial", "cgcnn", first))
+        rf = p[(p["study"] == "baseline") & (p["model"] != "cgcnn")]
+        if not rf.empty:
+            keys.append(("baseline", rf["model"].iloc[0], rf["setting"].iloc[0]))
         if keys:
-            figs["parity"] = plot_parity(predictions, keys, target=target, unit=unit)
+            figs["parity"] = plot_parity(p, keys, target=target, unit=unit)
     if out_dir is None:
         return figs
     out_dir = Path(out_dir)
@@ -468,4 +295,3 @@ def make_figures(
         fig.savefig(path, dpi=dpi)
         paths[name] = path
     return paths
-

@@ -1,4 +1,8 @@
-"""The written report: CSV tables, PNG figures and jinja2 templates (Markdown, HTML)."""
+"""The written report: CSV tables, PNG figures and jinja2 templates (Markdown, HTML).
+
+The report opens with what a reader wants first -- the data, the questions and their verdicts
+-- then one section per question with its evidence and figures, and ends with the run's facts.
+"""
 
 from __future__ import annotations
 
@@ -23,28 +27,43 @@ _ENV = jinja2.Environment(
 )
 _ENV.filters["b64"] = lambda path: base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
-_META_ORDER = ["data", "target", "unit", "n_samples", "preset", "cv", "folds", "random_state",
-               "baseline_cgcnn", "wall_time", "command"]
-_NOTE = (
-    "Each table row is one setting over the same cross-validation folds (mae_std: standard "
-    "deviation over folds). Two settings are compared with the corrected resampled t-test of "
-    "their per-fold differences (Nadeau & Bengio 2003, variance factor 1/k + n_test/n_train); "
-    "a difference is called resolved when p < 0.05. The best setting of a sweep is picked on "
-    "the folds it is scored on, so its MAE is optimistic; the CGCNN of the baseline study is "
-    "{selection}. A failed fit is listed, not scored."
+#: run facts shown at the end, in this order (anything else in ``meta`` follows)
+_FACT_ORDER = ["data", "target", "unit", "n_samples", "preset", "recipe", "factors", "fraction",
+               "n_settings", "cv", "folds", "repeats", "rope", "n_fits", "random_state",
+               "baseline_cgcnn", "neighbour_shells", "featurize_first_time", "wall_time",
+               "command"]
+_HIDDEN = {"studies", "interrupted", "params", "inner_cv", "n_jobs"}
+_FIGURES = {"neighbours": ["effects", "loss"], "activation_batchnorm": ["interaction"],
+            "pooling": [], "baseline": ["baseline", "parity"]}
+_QUESTIONS = {
+    "neighbours": "How does the neighbour count M change the model, and why?",
+    "activation_batchnorm": "What do the ConvLayer's activation and batch normalisation do, "
+                            "alone and together?",
+    "pooling": "Mean or max pooling?",
+    "baseline": "Does the CGCNN beat a matminer random forest?",
+}
+_METHOD = (
+    "Method: the factors form a two-level factorial design ({fraction} fraction, {n} settings), "
+    "every setting fitted on the same folds with the same seed. Per fold, an effect is the mean "
+    "test MAE of the fits at one level minus that at the other; the folds' effects go to a "
+    "Bayesian correlated t-test (Benavoli et al. 2017), whose correction for the training rows "
+    "folds share keeps the verdict honest. A verdict says 'better' when the posterior puts 95 % "
+    "beyond the region of practical equivalence (ROPE: {rope:.1%} of the mean test MAE), "
+    "'equivalent' when it puts 95 % inside it, and 'undecided' otherwise, with the smallest "
+    "difference the design could have resolved. The CGCNN of the RF comparison is {selection}."
 )
 
 
-def _meta_items(meta: Mapping) -> list[tuple[str, str]]:
-    keys = [k for k in _META_ORDER if k in meta] + [k for k in meta if k not in _META_ORDER]
+def _facts(meta: Mapping) -> list[tuple[str, str]]:
+    keys = [k for k in _FACT_ORDER if k in meta]
+    keys += [k for k in meta if k not in _FACT_ORDER and k not in _HIDDEN]
     return [(k, f"{meta[k]:.0f} s" if k == "wall_time" else str(meta[k])) for k in keys]
 
 
-def _section_table(table: pd.DataFrame, study: str) -> pd.DataFrame:
-    s = summarize(table[table["study"] == study])
-    cols = ["model", "setting", "n_folds", "n_failed", "mae_mean", "mae_std", "mae_min",
-            "mae_max"] + [c for c in ("epochs", "fit_time") if c in s]
-    return s[cols]
+def _settings_table(table: pd.DataFrame) -> pd.DataFrame:
+    s = summarize(table)
+    cols = ["study", "model", "setting", "n_folds", "n_failed", "mae_mean", "mae_std"]
+    return s[cols + [c for c in ("epochs", "fit_time") if c in s]]
 
 
 def write_report(
@@ -62,14 +81,15 @@ def write_report(
     Parameters
     ----------
     table, histories, predictions : DataFrame
-        The tidy tables of :class:`cgcnn_sk.studies.StudyResult`.
+        The tidy tables of :class:`cgcnn_sk.workflows.studies.StudyResult`.
     out_dir : path
         Output folder (created). It receives ``results.csv`` (the tidy table),
         ``histories.csv``, ``predictions.csv``, the PNG figures, ``report.md`` (links the
         PNGs beside it) and ``report.html`` (PNGs embedded, a single file to share).
     meta : mapping, optional
-        Run facts shown at the top (``data``, ``target``, ``unit``, ``n_samples``, ``preset``,
-        ``cv``, ``random_state``, ``baseline_cgcnn``, ``wall_time``, ``command`` ...).
+        The result's ``meta``: the questions (``studies``), the design (``factors``,
+        ``fraction``, ``rope``), and run facts shown at the end (``data``, ``target``,
+        ``unit``, ``wall_time`` ...). ``interrupted`` is shown first when present.
     formats : iterable of {"md", "html"}
         Which reports to write.
     figures : mapping, optional
@@ -79,16 +99,6 @@ def write_report(
     -------
     paths : dict
         ``"csv"``, ``"md"``, ``"html"`` and one entry per figure name -> path.
-
-    Examples
-    --------
-    >>> import pandas as pd, tempfile
-    >>> t = pd.DataFrame({"study": "pooling", "model": "cgcnn",
-    ...                   "setting": ["pooling=mean"] * 2 + ["pooling=max"] * 2,
-    ...                   "fold": [0, 1] * 2, "test_mae": [10.0, 12.0, 20.0, 21.0]})
-    >>> paths = write_report(t, out_dir=tempfile.mkdtemp(), formats=["md"])
-    >>> sorted(paths)
-    ['csv', 'md', 'study_pooling']
     """
     check_table(table)
     formats = list(formats)
@@ -105,26 +115,40 @@ def write_report(
         if frame is not None:
             frame.to_csv(out_dir / f"{name}.csv", index=False)
     if figures is None:
-        figures = make_figures(table, histories, predictions, out_dir,
+        figures = make_figures(table, histories, predictions, out_dir, meta=meta,
                                target=meta.get("target", "target"), unit=unit,
                                loss_label=meta.get("loss_label", LOSS_LABEL))
     figures = {k: Path(v) for k, v in figures.items()}
     paths.update(figures)
+    studies = meta.get("studies") or []
     sections = []
-    for study in dict.fromkeys(table["study"]):
-        names = [f"study_{study}", f"loss_{study}"] + ["parity"] * (study == "baseline")
+    for study in studies:
+        text = conclusion(table, study, meta)
         sections.append({
             "title": STUDY_TITLES.get(study, study),
-            "conclusion": conclusion(table, study, unit, meta=meta),
-            "table": _section_table(table, study),
-            "figures": [figures[n] for n in names if n in figures],
+            "question": _QUESTIONS.get(study, ""),
+            "verdict": text.split(". ")[0].rstrip(".") + ".",
+            "conclusion": text,
+            "figures": [figures[n] for n in _FIGURES.get(study, []) if n in figures],
         })
-    if "baseline" not in set(table["study"]) and "parity" in figures:
-        sections.append({"title": "Parity plot of the best setting",
-                         "conclusion": "Out-of-fold predictions of the best setting.",
-                         "table": None, "figures": [figures["parity"]]})
-    context = {"meta": _meta_items(meta), "sections": sections,
-               "note": _NOTE.format(selection=selection_text(meta))}
+    shown = {f for s in sections for f in s["figures"]}
+    extra = [f for f in figures.values() if f not in shown]
+    if sections and extra:
+        sections[0]["figures"] += extra
+    data = meta.get("data", "the data")
+    n = meta.get("n_samples", len(set(table.get("fold", []))))
+    intro = (f"Data: {data}, {n} structures; target: {meta.get('target', 'the target')}"
+             f"{' (' + unit + ')' if unit else ''}.")
+    context = {
+        "interrupted": meta.get("interrupted"),
+        "intro": intro,
+        "sections": sections,
+        "method": _METHOD.format(fraction=meta.get("fraction", "full"),
+                                 n=meta.get("n_settings", "?"), rope=meta.get("rope", 0.025),
+                                 selection=selection_text(meta)),
+        "settings": _settings_table(table),
+        "facts": _facts(meta),
+    }
     for fmt in formats:
         paths[fmt] = out_dir / f"report.{fmt}"
         paths[fmt].write_text(_ENV.get_template(f"report.{fmt}.j2").render(**context))

@@ -9,10 +9,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["summarize", "corrected_ttest", "paired_comparison", "conclusion"]
+__all__ = [
+    "baseline_comparison", "compare_models", "conclusion", "correlated_ttest", "corrected_ttest",
+    "effects", "factorial_effects", "paired_comparison", "summarize", "verdict",
+]
 
 _REQUIRED = ("study", "model", "setting", "fold", "test_mae")
-#: two-sided level below which a paired difference is called resolved
+#: two-sided level of the corrected resampled t-test's confidence interval
 ALPHA = 0.05
 
 
@@ -181,130 +184,372 @@ def paired_comparison(table: pd.DataFrame, a: tuple, b: tuple) -> dict:
     }
 
 
-def _test_text(cmp: dict, u: str) -> str:
-    return (f"mean difference {fmt(cmp['mean_diff'])}{u}, 95% CI [{fmt(cmp['ci_low'])}, "
-            f"{fmt(cmp['ci_high'])}]{u}, corrected resampled t-test p = {cmp['p_value']:.3f}")
+# --------------------------------------------------------------------------- decisions
+#: posterior probability a verdict needs ("better", "equivalent")
+LEVEL = 0.95
+#: default region of practical equivalence, as a fraction of the reference MAE
+ROPE = 0.025
 
 
-def _failed_text(table: pd.DataFrame, study: str) -> str:
-    rows = table[(table["study"] == study) & _failed(table)]
-    parts = [
-        f"{setting} failed on {len(g)} fold(s) ({g['error'].iloc[0] if 'error' in g else ''})"
-        for setting, g in rows.groupby("setting", sort=False)
-    ]
-    return (" Not scored: " + "; ".join(parts) + ".") if parts else ""
+def correlated_ttest(diff, runs: int = 1, rope: float = 0.0) -> dict[str, float]:
+    """Bayesian correlated t-test of per-fold differences (Benavoli et al. 2017).
+
+    The folds of a cross-validation share training rows, so their differences are
+    correlated. With ``n = runs * k`` differences of mean ``m`` and variance ``s^2``, the
+    posterior of the true difference is Student's t with ``n - 1`` degrees of freedom,
+    location ``m`` and scale ``s * sqrt(1/n + 1/(k - 1))`` (the correlation ``1/k`` of k-fold
+    CV: Nadeau & Bengio's correction). The probabilities come from ``baycomp``.
+
+    Parameters
+    ----------
+    diff : array-like of shape (runs * k,)
+        Per-fold differences ``score_a - score_b`` of a loss (lower is better), run by run.
+    runs : int, default=1
+        Repetitions of the k-fold cross-validation in ``diff``.
+    rope : float, default=0.0
+        Half-width of the region of practical equivalence, in the units of ``diff``.
+
+    Returns
+    -------
+    posterior : dict
+        ``mean``, ``scale``, ``df``, ``p_a`` (probability that ``a`` is better by more than
+        ``rope``), ``p_rope`` (that ``|difference| < rope``), ``p_b``, ``ci_low``, ``ci_high``
+        (95 % credible interval) and ``resolvable``: the smallest ``|mean|`` that this design,
+        with this spread, would have called a difference (``p_a`` or ``p_b`` at 0.95).
+
+    Examples
+    --------
+    >>> r = correlated_ttest([-2.0, -1.0, -3.0, -2.0, -2.0], rope=0.5)
+    >>> round(r["scale"], 4), r["df"], round(r["p_a"], 4)
+    (0.4743, 4, 0.9829)
+    """
+    from baycomp import CorrelatedTTest
+
+    d = np.asarray(diff, dtype=float)
+    n = d.size
+    if runs < 1 or n % runs:
+        raise ValueError(f"{n} differences cannot be {runs} runs of the same folds")
+    k = n // runs
+    if k < 2:
+        raise ValueError(f"the correlated t-test needs at least 2 folds per run, got {k}")
+    mean = float(d.mean())
+    scale = math.sqrt((1.0 / n + 1.0 / (k - 1)) * float(d.var(ddof=1))) if n > 1 else 0.0
+    df = n - 1
+    if scale == 0.0:  # every fold agrees: the posterior is a point
+        p_a, p_b = float(mean < -rope), float(mean > rope)
+        p_rope, half = 1.0 - p_a - p_b, 0.0
+    else:
+        # baycomp's difference is y - x, here d itself; its left tail is a's side
+        probs = CorrelatedTTest.probs(-d, np.zeros(n), rope=rope, runs=runs)
+        if rope > 0:
+            p_a, p_rope, p_b = (float(p) for p in probs)
+        else:
+            (p_a, p_b), p_rope = (float(p) for p in probs), 0.0
+        half = float(stats.t.ppf(0.975, df)) * scale
+    return dict(mean=mean, scale=scale, df=df, p_a=p_a, p_rope=p_rope, p_b=p_b,
+                ci_low=mean - half, ci_high=mean + half,
+                resolvable=rope + float(stats.t.ppf(LEVEL, df)) * scale)
 
 
-def conclusion(
-    table: pd.DataFrame, study: str, unit: str | None = None, *, meta: Mapping | None = None
-) -> str:
-    """One sentence stating what a study's numbers say.
+def verdict(posterior: Mapping, level: float = LEVEL) -> str:
+    """``"a"``, ``"b"`` (that one is better), ``"equivalent"`` or ``"undecided"``.
 
-    For a sweep: the best setting (lowest mean test MAE over its folds), the corrected
-    resampled t-test against the runner-up (p-value and 95% confidence interval of the mean
-    difference) and the failed settings with their reason. For ``"baseline"``: the same test
-    of CGCNN against the baseline, saying how the CGCNN was chosen (``meta["baseline_cgcnn"]``).
+    Examples
+    --------
+    >>> verdict({"p_a": 0.97, "p_rope": 0.02, "p_b": 0.01})
+    'a'
+    >>> verdict({"p_a": 0.60, "p_rope": 0.30, "p_b": 0.10})
+    'undecided'
+    """
+    for name, key in (("a", "p_a"), ("b", "p_b"), ("equivalent", "p_rope")):
+        if posterior[key] >= level:
+            return name
+    return "undecided"
+
+
+def _sign(values: pd.Series, high) -> np.ndarray:
+    return np.where(values.astype(object).to_numpy() == high, 1.0, -1.0)
+
+
+def factorial_effects(
+    table: pd.DataFrame, factors: Mapping[str, tuple], terms, rope: float = ROPE
+) -> pd.DataFrame:
+    """Effects of a two-level factorial design, each decided by the correlated t-test.
+
+    For every term (one factor: a main effect; two: their interaction) and every fold, the
+    contrast is the mean test MAE of the fits at the term's ``+`` sign minus that at its ``-``
+    sign, over all settings of the design (each main effect rests on every fit). The folds'
+    contrasts go to :func:`correlated_ttest`.
 
     Parameters
     ----------
     table : DataFrame
-        The tidy table.
-    study : str
-        Study name as in the ``study`` column.
-    unit : str, optional
-        Unit of the target, e.g. ``"meV/atom"``.
-    meta : mapping, optional
-        Run facts: ``featurize_first_time`` and ``featurize_widest`` (quoted by the neighbours
-        sentence), ``baseline_cgcnn`` and ``inner_cv`` (quoted by the baseline sentence).
+        Tidy rows of the design: ``fold``, ``test_mae``, optionally ``repeat`` and one column
+        per factor holding its level.
+    factors : mapping
+        Factor column -> ``(low, high)`` levels.
+    terms : iterable of tuple of str
+        E.g. ``[("pooling",), ("activation", "batchnorm")]``.
+    rope : float, default=0.025
+        Region of practical equivalence as a fraction of the design's mean test MAE.
 
     Returns
     -------
-    sentence : str
+    effects : DataFrame
+        One row per term: ``term``, ``effect`` (mean contrast: ``+`` minus ``-``), the
+        posterior of :func:`correlated_ttest` (``p_a`` is the ``+`` side better), ``rope``
+        (absolute), ``verdict`` (``"+"``, ``"-"``, ``"equivalent"``, ``"undecided"``),
+        ``contrasts`` (per fold) and ``n_folds``.
 
     Examples
     --------
     >>> import pandas as pd
-    >>> t = pd.DataFrame({"study": "pooling", "model": "cgcnn",
-    ...                   "setting": ["pooling=mean"] * 3 + ["pooling=max"] * 3,
-    ...                   "fold": [0, 1, 2] * 2, "test_mae": [10.0, 12.0, 11.0, 20.0, 21.0, 23.0]})
-    >>> conclusion(t, "pooling", "eV")  # doctest: +NORMALIZE_WHITESPACE
-    'pooling=mean is best (mean test MAE 11.0 eV over 3 folds); against the runner-up
-    pooling=max (21.3 eV) it wins on 3 of 3 folds, mean difference -10.3 eV, 95% CI
-    [-16.3, -4.33] eV, corrected resampled t-test p = 0.018, so the difference is resolved.'
+    >>> t = pd.DataFrame({"fold": [0, 0, 1, 1, 2, 2], "pooling": ["max", "mean"] * 3,
+    ...                   "test_mae": [12.0, 10.0, 13.0, 10.0, 12.5, 10.5]})
+    >>> e = factorial_effects(t, {"pooling": ("max", "mean")}, [("pooling",)], rope=0.0)
+    >>> round(float(e.loc[0, "effect"]), 4), e.loc[0, "contrasts"]
+    (-2.3333, [-2.0, -3.0, -2.0])
+    """
+    ok = table[table["test_mae"].notna()].copy()
+    if "repeat" not in ok:
+        ok["repeat"] = 0
+    absolute = rope * float(ok["test_mae"].mean())
+    rows = []
+    for term in terms:
+        term = tuple(term)
+        sign = np.ones(len(ok))
+        for f in term:
+            sign = sign * _sign(ok[f], factors[f][1])
+        ok["sign_"] = sign
+        cell = ok.groupby(["repeat", "fold", "sign_"])["test_mae"].mean().unstack("sign_")
+        cell = cell.dropna()
+        contrasts = (cell[1.0] - cell[-1.0]).to_numpy(float)
+        runs = cell.index.get_level_values("repeat").nunique()
+        post = correlated_ttest(contrasts, runs=runs, rope=absolute)
+        v = {"a": "+", "b": "-"}.get(verdict(post), verdict(post))
+        rows.append({"term": " x ".join(term), "effect": float(contrasts.mean()), **post,
+                     "rope": absolute, "verdict": v, "contrasts": contrasts.tolist(),
+                     "n_folds": len(contrasts)})
+    return pd.DataFrame(rows)
+
+
+def compare_models(table: pd.DataFrame, a: Mapping, b: Mapping, rope: float = ROPE) -> dict:
+    """Two models on the same folds (and repeats), decided by the correlated t-test.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Tidy rows with ``fold``, ``test_mae``, optionally ``repeat``.
+    a, b : mapping
+        Column -> value selecting each model's rows, e.g. ``{"model": "rf"}``.
+    rope : float, default=0.025
+        Region of practical equivalence as a fraction of ``b``'s mean test MAE.
+
+    Returns
+    -------
+    comparison : dict
+        ``mae_a``, ``mae_b`` (per fold, matched), ``wins_a``, ``n_folds``, ``runs``, ``rope``
+        (absolute), the posterior of :func:`correlated_ttest` and ``verdict``.
+    """
+    def pick(sel):
+        rows = table
+        for col, val in sel.items():
+            rows = rows[rows[col] == val]
+        rows = rows.assign(repeat=rows["repeat"] if "repeat" in rows else 0)
+        return rows.set_index(["repeat", "fold"])["test_mae"]
+
+    both = pd.concat([pick(a), pick(b)], axis=1, keys=["a", "b"]).dropna()
+    # a run counts only when every one of its folds scored both models
+    sizes = both.groupby(level="repeat").size()
+    full = sizes[sizes == sizes.max()].index
+    both = both[both.index.get_level_values("repeat").isin(full)]
+    if len(both) < 2:
+        raise ValueError(f"models {dict(a)} and {dict(b)} share fewer than 2 scored folds")
+    absolute = rope * float(both["b"].mean())
+    post = correlated_ttest(both["a"] - both["b"], runs=len(full), rope=absolute)
+    return {"mae_a": both["a"].to_numpy(float), "mae_b": both["b"].to_numpy(float),
+            "folds": list(both.index), "wins_a": int((both["a"] < both["b"]).sum()),
+            "n_folds": len(both), "runs": len(full), "rope": absolute, **post,
+            "verdict": verdict(post)}
+
+
+# --------------------------------------------------------------------------- a study's answers
+#: the seed's words for each question's factors
+_WORDS = {
+    "max_num_nbr": "the neighbour count M",
+    "activation": "the ConvLayer activation",
+    "batchnorm": "batch normalisation",
+    "pooling": "the pooling",
+}
+
+
+def _questions():
+    from ..workflows.studies import QUESTIONS
+
+    return QUESTIONS
+
+
+def effects(table: pd.DataFrame, meta: Mapping) -> pd.DataFrame:
+    """Every effect of the questions a study asked, decided on the design's rows.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The tidy table of :class:`~cgcnn_sk.workflows.studies.StudyResult`.
+    meta : mapping
+        Its ``meta``: ``factors`` (factor -> ``[low, high]``), ``studies``, ``rope``.
+
+    Returns
+    -------
+    effects : DataFrame
+        :func:`factorial_effects` with a ``question`` column, or an empty frame when the
+        study ran no design.
     """
     check_table(table)
-    meta = meta or {}
-    u = f" {unit}" if unit else ""
-    rows = table[table["study"] == study]
-    if rows.empty:
-        raise ValueError(f"the tidy table has no rows for study {study!r}")
-    if study == "baseline":
-        return _baseline_conclusion(rows, u, meta)
-    summary = summarize(rows[rows["model"] == "cgcnn"])
-    summary = summary[summary["n_failed"] == 0].sort_values("mae_mean", kind="stable")
-    failed = _failed_text(table, study)
-    if summary.empty:
-        return "Every setting failed." + failed
-    best = summary.iloc[0]
-    head = (f"{best['setting']} is best (mean test MAE {fmt(best['mae_mean'])}{u} over "
-            f"{int(best['n_folds'])} folds)")
-    if len(summary) == 1:
-        return head + "; it is the only scored setting of this study." + failed
-    runner = summary.iloc[1]
-    cmp = paired_comparison(
-        table, (study, "cgcnn", best["setting"]), (study, "cgcnn", runner["setting"])
-    )
-    verdict = ("so the difference is resolved." if cmp["resolved"]
-               else "so these folds do not separate the two.")
-    sentence = (
-        f"{head}; against the runner-up {runner['setting']} ({fmt(runner['mae_mean'])}{u}) it "
-        f"wins on {cmp['wins_a']} of {len(cmp['folds'])} folds, {_test_text(cmp, u)}, {verdict}"
-    )
-    if study == "neighbours" and meta.get("featurize_first_time") is not None:
-        m = (meta.get("featurize_widest") or {}).get("max_num_nbr")
-        sentence += (
-            f" The neighbour search of all structures ran once"
-            f"{f' (M={m})' if m else ''}, in {fmt(meta['featurize_first_time'])} s; each "
-            "setting re-cut those graphs inside its fit."
-        )
-    return sentence + failed
+    factors = {f: tuple(v) for f, v in (meta.get("factors") or {}).items()}
+    rows = table[(table["study"] == "factorial") & (table["model"] == "cgcnn")]
+    if not factors or rows.empty:
+        return pd.DataFrame()
+    rows = rows.assign(**{f: rows[f].map(_describe_level) for f in factors})
+    levels = {f: (_describe_level(lo), _describe_level(hi)) for f, (lo, hi) in factors.items()}
+    out = []
+    for q, terms in _questions().items():
+        if q not in meta.get("studies", []):
+            continue
+        e = factorial_effects(rows, levels, terms, rope=meta.get("rope", ROPE))
+        out.append(e.assign(question=q))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
-def baseline_pair(table: pd.DataFrame) -> tuple[tuple, tuple] | None:
-    """``(("baseline", "cgcnn", setting), ("baseline", model, setting))`` or None."""
-    rows = table[table["study"] == "baseline"]
-    cg, other = rows[rows["model"] == "cgcnn"], rows[rows["model"] != "cgcnn"]
-    if cg.empty or other.empty:
+def _describe_level(v) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "on" if v else "off"
+    if isinstance(v, str) and v.lower() in ("true", "false"):
+        return "on" if v.lower() == "true" else "off"
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def baseline_comparison(table: pd.DataFrame, meta: Mapping) -> dict | None:
+    """The recipe's CGCNN against the RF, over every repeat; None without RF rows.
+
+    The CGCNN's rows are the baseline study's and, on repeat 0, the design's all-``+``
+    setting (the recipe) when the baseline study did not fit it again.
+    """
+    check_table(table)
+    rf = table[(table["study"] == "baseline") & (table["model"] != "cgcnn")]
+    if rf.empty:
         return None
-    return (("baseline", "cgcnn", cg["setting"].iloc[0]),
-            ("baseline", other["model"].iloc[0], other["setting"].iloc[0]))
+    cg = table[(table["study"] == "baseline") & (table["model"] == "cgcnn")]
+    factors = meta.get("factors") or {}
+    if not (cg.assign(r=cg.get("repeat", 0))["r"] == 0).any() and factors:
+        design = table[(table["study"] == "factorial") & (table["model"] == "cgcnn")]
+        for f, (_, hi) in factors.items():
+            design = design[design[f].map(_describe_level) == _describe_level(hi)]
+        cg = pd.concat([cg, design])
+    if cg.empty:
+        return None
+    both = pd.concat([cg.assign(model="cgcnn"), rf.assign(model="rf")])
+    cmp = compare_models(both, {"model": "cgcnn"}, {"model": "rf"},
+                         rope=meta.get("rope", ROPE))
+    cmp["rf_label"] = str(rf["setting"].iloc[0])
+    return cmp
 
 
 def selection_text(meta: Mapping) -> str:
     """How the CGCNN of the baseline study was chosen, for the report."""
     if meta.get("baseline_cgcnn") == "nested":
         return (f"chosen per outer fold by an inner {meta.get('inner_cv', 3)}-fold "
-                "cross-validation on that fold's training rows (nested CV)")
-    return "the preset's fixed default, set before any fold was seen"
+                "cross-validation over the design's settings on that fold's training rows")
+    return "the recipe's network, fixed before any fold was seen"
 
 
-def _baseline_conclusion(rows: pd.DataFrame, u: str, meta: Mapping) -> str:
-    pair = baseline_pair(rows)
-    if pair is None:
-        raise ValueError("the baseline study needs rows of model 'cgcnn' and of a baseline model")
-    failed = _failed_text(rows, "baseline")
-    try:
-        cmp = paired_comparison(rows, *pair)
-    except ValueError:
-        return "No fold scored both models." + failed
-    if cmp["resolved"]:
-        better = "CGCNN" if cmp["mean_diff"] < 0 else "the RF baseline"
-        verdict = f"so {better} is better on this data."
+def _post_text(post: Mapping, u: str) -> str:
+    return (f"95 % credible interval [{fmt(post['ci_low'])}, {fmt(post['ci_high'])}]{u}, "
+            f"P(better) = {post['p_a']:.2f} / P(equivalent) = {post['p_rope']:.2f} / "
+            f"P(worse) = {post['p_b']:.2f} (ROPE +-{fmt(post['rope'])}{u})")
+
+
+def _effect_sentence(e: Mapping, levels: Mapping, u: str) -> str:
+    term = e["term"].split(" x ")
+    if len(term) == 1:
+        f = term[0]
+        lo, hi = (_describe_level(v) for v in levels[f])
+        name = f"{f}={hi} against {f}={lo}"
+        what = {"+": f"{f}={hi} is better", "-": f"{f}={lo} is better"}
     else:
-        verdict = "so these folds do not separate the two models."
-    return (
-        f"CGCNN ({pair[0][2]}: {selection_text(meta)}; mean test MAE "
-        f"{fmt(cmp['mae_a'].mean())}{u}) against the {pair[1][2]} baseline "
-        f"({fmt(cmp['mae_b'].mean())}{u}): CGCNN wins on {cmp['wins_a']} of "
-        f"{len(cmp['folds'])} folds, CGCNN - RF {_test_text(cmp, u)}, {verdict}" + failed
-    )
+        name = f"the interaction {e['term']}"
+        what = {"+": "the interaction is real (like levels do better together)",
+                "-": "the interaction is real (unlike levels do better together)"}
+    v = e["verdict"]
+    if v in what:
+        head = f"{what[v]}"
+    elif v == "equivalent":
+        head = f"{name}: equivalent (the difference lies inside the ROPE)"
+    else:
+        head = (f"{name}: undecided; this design resolves differences larger than "
+                f"{fmt(e['resolvable'])}{u}")
+    return (f"{head}. Effect ({'+' if len(term) == 1 else 'interaction contrast'} minus "
+            f"{'-' if len(term) == 1 else 'its opposite'}) {fmt(e['effect'])}{u} over "
+            f"{e['n_folds']} folds, {_post_text(e, u)}.")
+
+
+def conclusion(table: pd.DataFrame, study: str, meta: Mapping | None = None) -> str:
+    """What the numbers say about one question, in words, with the verdict first.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The tidy table.
+    study : str
+        A question of :data:`cgcnn_sk.workflows.studies.STUDIES`.
+    meta : mapping, optional
+        The result's ``meta`` (``factors``, ``studies``, ``rope``, ``unit``,
+        ``neighbour_shells``, ``baseline_cgcnn``).
+
+    Returns
+    -------
+    paragraph : str
+    """
+    check_table(table)
+    meta = dict(meta or {})
+    meta.setdefault("studies", [study])
+    u = f" {meta['unit']}" if meta.get("unit") else ""
+    failed = _failed_text(table)
+    if study == "baseline":
+        cmp = baseline_comparison(table, meta)
+        if cmp is None:
+            return "No fold scored both the CGCNN and the RF." + failed
+        v = {"a": "CGCNN is better than the RF", "b": "the RF is better than the CGCNN",
+             "equivalent": "CGCNN and the RF are equivalent",
+             "undecided": "undecided between CGCNN and the RF; this design resolves "
+                          f"differences larger than {fmt(cmp['resolvable'])}{u}"}[cmp["verdict"]]
+        return (f"{v[0].upper() + v[1:]}. CGCNN ({selection_text(meta)}) mean test MAE "
+                f"{fmt(cmp['mae_a'].mean())}{u}, {cmp['rf_label']} {fmt(cmp['mae_b'].mean())}"
+                f"{u}; CGCNN wins {cmp['wins_a']} of {cmp['n_folds']} folds ({cmp['runs']} "
+                f"repeat(s) of {cmp['n_folds'] // cmp['runs']}-fold CV); difference "
+                f"{fmt(cmp['mean'])}{u}, {_post_text(cmp, u)}." + failed)
+    eff = effects(table, meta)
+    if eff.empty or not (eff["question"] == study).any():
+        return "No scored fit of the design answers this question." + failed
+    levels = {f: tuple(v) for f, v in meta["factors"].items()}
+    parts = [_effect_sentence(e, levels, u)
+             for e in eff[eff["question"] == study].to_dict("records")]
+    if study == "neighbours" and meta.get("neighbour_shells"):
+        shells = meta["neighbour_shells"]
+        parts.append("Median distance of the M-th nearest neighbour over all atoms: " + ", ".join(
+            f"M={m}: {fmt(d)} A" for m, d in shells.items()) + ".")
+    if study == "activation_batchnorm" and meta.get("fraction") == "half":
+        parts.append("In the half fraction the activation x batchnorm interaction is aliased "
+                     "with max_num_nbr x pooling: the contrast measures their sum.")
+    return " ".join(parts) + failed
+
+
+def _failed_text(table: pd.DataFrame) -> str:
+    rows = table[_failed(table)]
+    parts = [
+        f"{setting} failed on {len(g)} fit(s) ({g['error'].iloc[0] if 'error' in g else ''})"
+        for setting, g in rows.groupby("setting", sort=False)
+    ]
+    return (" Not scored: " + "; ".join(parts) + ".") if parts else ""

@@ -27,6 +27,7 @@ written (skorch would return it half-trained as if finished) and :func:`run_matb
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -43,21 +44,27 @@ from sklearn.base import clone
 from sklearn.compose import TransformedTargetRegressor
 from skorch.callbacks import Callback, Checkpoint, LoadInitState
 
-from ..datasets import load_jdft2d, load_matbench, matbench_folds
+from ..datasets import TASKS, load_jdft2d, load_matbench, matbench_folds
 from ..estimators._ensemble import CGCNNEnsembleRegressor
 from ..estimators._regressor import CGCNNRegressor
 from ..graph._featurizer import CrystalGraphFeaturizer
+from ..nn._model import CGCNN
 from ..pretrained import PretrainedInit
+from ..recipes import RECIPES, Recipe
 from ._interrupt import RunInterrupted, watch_sigint
 
-__all__ = ["MATBENCH_PRESETS", "PUBLISHED", "TASKS", "calibration", "matbench_ids", "run_matbench"]
+__all__ = [
+    "MATBENCH_PRESETS",
+    "MATBENCH_TASKS",
+    "PUBLISHED",
+    "calibration",
+    "matbench_ids",
+    "run_matbench",
+]
 
-#: Task -> (target, unit).
-TASKS = {
-    "jdft2d": ("exfoliation energy", "meV/atom"),
-    "phonons": ("last phonon DOS peak", "cm^-1"),
-    "dielectric": ("refractive index n", "unitless"),
-}
+#: The tasks with committed runs and published figures (their meaning and unit:
+#: :data:`cgcnn_sk.datasets.TASKS`).
+MATBENCH_TASKS = ("jdft2d", "phonons", "dielectric")
 
 #: Published Matbench v0.1 mean test MAE on the same folds (Dunn et al. 2020 and the Matbench
 #: leaderboard, as listed in the shared data's README).
@@ -73,46 +80,14 @@ PUBLISHED = {
     "MODNet v0.1.12": {"jdft2d": 33.19, "phonons": 34.28, "dielectric": 0.2711},
 }
 
-_L1 = {"criterion": torch.nn.L1Loss}
-_WHOLE_FOLD = {"train_split": None, "patience": None}
-
-_RECIPE = {
-    "featurizer": {},
-    "cgcnn": {**_L1, **_WHOLE_FOLD, "max_epochs": 300},
-    "n_members": 5,
-    "tasks": {"dielectric": {"log_target": True}},
-}
-
-#: Preset -> recipe. ``featurizer`` and ``cgcnn`` are parameters of CrystalGraphFeaturizer and
-#: CGCNNRegressor, ``log_target`` fits on log(y) and predicts exp(.), ``n_members`` seeded
-#: members are averaged, ``tasks`` holds per-task overrides of the same keys.
-MATBENCH_PRESETS: dict[str, dict[str, Any]] = {
-    # CI smoke test: seconds per fold, says nothing about accuracy.
-    "tiny": {
-        "featurizer": {"max_num_nbr": 6, "radius": 6.0},
-        "cgcnn": {**_L1, **_WHOLE_FOLD, "max_epochs": 2, "module__atom_fea_len": 8,
-                  "module__n_conv": 1, "module__h_fea_len": 16},
-        "n_members": 1,
-    },
-    # What CGCNNRegressor() does with no arguments.
-    "defaults": {"featurizer": {}, "cgcnn": {}, "n_members": 1},
-    # The recipe chosen by 3-fold validation inside fold 0's training rows
-    # (benchmarks/recipe_search.py, results in benchmarks/results/recipe_search/).
-    "recipe": _RECIPE,
-    # The recipe with a 600-epoch cosine schedule, chosen by the same validation inside fold 0's
-    # training rows of jdft2d: 42.6 meV/atom against 44.4 at 300 epochs and 45.1 at 1000.
-    "long": {**_RECIPE, "cgcnn": {**_RECIPE["cgcnn"], "max_epochs": 600}},
-    # The recipe's training from a pretrained start: the reference formation-energy network
-    # (64/4/32, its architecture fixed by the checkpoint; needs the `pretrained` extra).
-    "pretrained": {
-        "featurizer": {},
-        "cgcnn": {**_L1, **_WHOLE_FOLD, "max_epochs": 300,
-                  "module__atom_fea_len": 64, "module__n_conv": 4, "module__h_fea_len": 32,
-                  "module__n_h": 1,
-                  "callbacks": [("pretrained_init", PretrainedInit("formation-energy-per-atom"))]},
-        "n_members": 5,
-        "tasks": {"dielectric": {"log_target": True}},
-    },
+#: Matbench preset -> recipe (:data:`cgcnn_sk.recipes.RECIPES`). ``"defaults"`` is one
+#: net of what ``CGCNNRegressor()`` does; the names are those of the committed result folders.
+MATBENCH_PRESETS: dict[str, Recipe] = {
+    "tiny": RECIPES["tiny"],
+    "defaults": RECIPES["default"],
+    "recipe": RECIPES["recipe"],
+    "long": RECIPES["long"],
+    "pretrained": RECIPES["pretrained"],
 }
 
 
@@ -129,23 +104,28 @@ def matbench_ids(task: str, n: int) -> list[str]:
     return [f"mb-{task}-{i:0{width}d}" for i in range(1, n + 1)]
 
 
-def _recipe(preset: str | Mapping, task: str) -> dict[str, Any]:
+def _recipe(preset: str | Recipe | Mapping, task: str) -> dict[str, Any]:
+    """The preset as plain parameters for ``task``: featurizer, cgcnn, log_target, n_members.
+
+    A mapping preset has the keys of :class:`~cgcnn_sk.recipes.Recipe` (any of ``featurizer``,
+    ``cgcnn``, ``log_target``, ``n_members``, ``pretrained``, ``tasks``).
+    """
     if isinstance(preset, str):
         if preset not in MATBENCH_PRESETS:
             raise ValueError(f"preset={preset!r} is not one of {sorted(MATBENCH_PRESETS)}")
-        spec = MATBENCH_PRESETS[preset]
-    else:
-        spec = dict(preset)
-    recipe = {"featurizer": {}, "cgcnn": {}, "log_target": False, "n_members": 1}
-    unknown = set(spec) - set(recipe) - {"tasks"}
-    if unknown:
-        raise ValueError(f"preset keys {sorted(unknown)} unknown; use {sorted(recipe)} + tasks")
-    for source in (spec, spec.get("tasks", {}).get(task, {})):
-        for key, value in source.items():
-            if key == "tasks":
-                continue
-            recipe[key] = {**recipe[key], **value} if isinstance(value, dict) else value
-    return recipe
+        preset = MATBENCH_PRESETS[preset]
+    if isinstance(preset, Mapping):
+        fields = {"featurizer", "cgcnn", "log_target", "n_members", "pretrained", "tasks"}
+        unknown = set(preset) - fields
+        if unknown:
+            raise ValueError(f"preset keys {sorted(unknown)} unknown; use {sorted(fields)}")
+        preset = Recipe("custom", "a preset given as a mapping", **preset)
+    recipe = preset.for_task(task)
+    cgcnn = dict(recipe.cgcnn)
+    if recipe.pretrained is not None:
+        cgcnn["callbacks"] = [("pretrained_init", PretrainedInit(recipe.pretrained))]
+    return {"featurizer": dict(recipe.featurizer), "cgcnn": cgcnn,
+            "log_target": recipe.log_target, "n_members": recipe.n_members}
 
 
 def _member(recipe: Mapping, extra_callbacks: Sequence = ()) -> CGCNNEnsembleRegressor:
@@ -171,6 +151,34 @@ def _settings(recipe: Mapping) -> dict[str, Any]:
         {"recipe": {k: v for k, v in recipe.items() if k != "n_members"},
          "n_members": recipe["n_members"], "featurizer": feat, "cgcnn": params},
         default=_name))
+
+
+#: Parameters that change no fitted number (or are set per member).
+_IRRELEVANT = {"verbose", "random_state", "n_jobs", "memory"}
+_MISSING = "<no default>"
+
+
+def _defaults(cls, prefix: str = "") -> dict[str, Any]:
+    return {f"{prefix}{name}": p.default for name, p in inspect.signature(cls).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def _comparable(settings: Mapping) -> tuple:
+    """What decides whether finished members may be kept: the effective parameters.
+
+    The featurizer's and the estimator's parameters that differ from their class defaults
+    (so a preset that spells a default out, or a package version that adds a parameter with a
+    default, changes nothing), and the log target; not how the preset was written.
+    """
+    def changed(params: Mapping, defaults: Mapping) -> dict:
+        return {k: v for k, v in params.items()
+                if k not in _IRRELEVANT and json.loads(json.dumps(
+                    defaults.get(k, _MISSING), default=_name)) != v}
+
+    cgcnn = changed(settings.get("cgcnn", {}),
+                    {**_defaults(CGCNNRegressor), **_defaults(CGCNN, "module__")})
+    feat = changed(settings.get("featurizer", {}), _defaults(CrystalGraphFeaturizer))
+    return feat, cgcnn, bool(settings.get("recipe", {}).get("log_target", False))
 
 
 def _name(obj) -> str:
@@ -298,8 +306,8 @@ def run_matbench(
     ...                      progress=False)  # doctest: +SKIP
     >>> table[["fold", "mae"]]  # doctest: +SKIP
     """
-    if task not in TASKS:
-        raise ValueError(f"task={task!r} is not one of {sorted(TASKS)}")
+    if task not in MATBENCH_TASKS:
+        raise ValueError(f"task={task!r} is not one of {sorted(MATBENCH_TASKS)}")
     recipe = _recipe(preset, task)
     folds = list(range(5)) if folds is None else sorted(set(int(k) for k in folds))
     bad = [k for k in folds if not 0 <= k < 5]
@@ -312,7 +320,7 @@ def run_matbench(
     settings_file = root / "settings.json"
     if settings_file.exists():
         before = json.loads(settings_file.read_text())
-        if before.get("recipe") != settings["recipe"]:
+        if _comparable(before) != _comparable(settings):
             raise ValueError(
                 f"{settings_file} holds other settings than preset {preset!r} gives now: "
                 "its finished folds would be mixed with new ones; use another --out"
@@ -482,7 +490,7 @@ def _summarize(task: str, root: Path) -> pd.DataFrame:
                        for r in records]).sort_values("id")
     _write_atomic(root / "predictions.csv", preds.to_csv(index=False))
     _write_atomic(root / "summary.csv", table.to_csv(index=False))
-    unit = TASKS[task][1]
+    unit = TASKS[task].unit
     n = len(records)
     members = sorted(set(table["n_members"]))
     ours = (f"cgcnn_sk `{root.name}` ({n} of 5 folds, "
@@ -491,7 +499,7 @@ def _summarize(task: str, root: Path) -> pd.DataFrame:
              "per fold": ", ".join(f"{v:.4g}" for v in table["mae"])}]
     rows += [{"model": name, "MAE": scores[task], "per fold": "published"}
              for name, scores in PUBLISHED.items()]
-    lines = [f"# Matbench v0.1 {task} ({TASKS[task][0]}, MAE in {unit})", "",
+    lines = [f"# Matbench v0.1 {task} ({TASKS[task].target}, MAE in {unit})", "",
              pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g"), "",
              f"Wall time of the finished folds: {table['wall_s'].sum():.0f} s "
              f"({table['epochs'].sum()} epochs, {table['torch_threads'].iloc[0]} torch threads)."]

@@ -1,39 +1,49 @@
-"""The seed's studies: cross-validated sweeps of a CGCNN pipeline, and the RF baseline beside it.
+"""The seed's studies: a factorial design over the CGCNN's settings, and the RF beside it.
 
-Each study is a small parameter grid over ``Pipeline([("graph", CrystalGraphFeaturizer()),
-("cgcnn", CGCNNRegressor())])``; every setting is scored by
-:func:`sklearn.model_selection.cross_validate` on folds shared by every study of a run:
+The questions, and the numbers that answer them:
 
 ==========================  =================================================================
-``"hyperparameters"``       loss function (``cgcnn__criterion``), learning rate, depth
-``"neighbours"``            ``graph__max_num_nbr``
-``"activation_batchnorm"``  ``cgcnn__module__activation`` x ``cgcnn__module__batchnorm``
-``"pooling"``               ``cgcnn__module__pooling``
-``"baseline"``              CGCNN against the matminer RF baseline
-                            (:func:`cgcnn_sk.baselines.make_rf_baseline`), fold by fold; the
-                            CGCNN is the preset's fixed default or, with
-                            ``baseline_cgcnn="nested"``, a setting chosen per outer fold by an
-                            inner cross-validation on that fold's training rows only
+``"neighbours"``            main effect of ``graph__max_num_nbr`` (M = 4 against 12)
+``"activation_batchnorm"``  main effects of ``cgcnn__module__activation`` (relu against
+                            softplus) and ``cgcnn__module__batchnorm`` (off against on), and
+                            their interaction
+``"pooling"``               main effect of ``cgcnn__module__pooling`` (max against mean)
+``"baseline"``              the recipe's CGCNN against the matminer RF
+                            (:func:`cgcnn_sk.baselines.make_rf_baseline`), on the design's folds
+                            and on further repeats of the cross-validation
 ==========================  =================================================================
 
-:func:`run_study` returns a :class:`StudyResult` holding three tidy tables -- one row per
-setting x fold (:data:`TIDY_COLUMNS`), the loss curves of every fit (skorch's
-``net.history``) and the out-of-fold predictions -- from which :mod:`cgcnn_sk.report` draws
-the figures and writes the report. A fit that raises (a diverging loss, a bad parameter) is
-scored as ``error_score=np.nan`` does in scikit-learn: its rows say ``status="failed"`` with the
-reason, and the report lists the setting as failed instead of scoring it.
+**Design.** The factors of the questions asked form a two-level factorial design
+(:data:`FACTORS`; the ``+`` level of each is the recipe's). With four factors the quick preset
+runs the half fraction with defining relation ``I = ABCD`` (8 settings, resolution IV: main
+effects are free of two-factor interactions; each two-factor interaction is aliased with
+another, activation x batchnorm with M x pooling), the full preset all 16 settings. Every
+setting is fitted on the same folds with the same seed (common random numbers), so each main
+effect is a contrast of half of all fits against the other half, fold by fold.
 
-On Ctrl-C the setting being cross-validated is dropped, not scored half-trained (skorch ends
-its epoch loop on ``KeyboardInterrupt`` and returns as if done), and :func:`run_study` raises
-:class:`~cgcnn_sk._interrupt.RunInterrupted` holding the finished settings, marked partial.
+**Decisions.** Per fold, an effect's contrast is the mean test MAE at its ``+`` side minus
+that at its ``-`` side; the folds' contrasts go to the Bayesian correlated t-test
+(:func:`cgcnn_sk.report.statistics.correlated_ttest`), whose correction for the training rows
+the folds share keeps the verdict honest. A verdict is "better" when the posterior puts 95 %
+on one side beyond the region of practical equivalence (``rope``, a fraction of the mean test
+MAE), "equivalent" when it puts 95 % inside it, and otherwise "undecided", with the smallest
+difference this design could have resolved. A linear model with folds as blocks would treat the
+fits as independent and overstate the evidence, so it is not used.
 
-Structures are featurized once, at the largest ``max_num_nbr`` of the run, and the graphs are
-passed as ``X``: the pipeline's featurizer re-cuts them to each setting's neighbour count
-(exact, and cheap next to a fit).
+**Engine.** Each fit is one :func:`sklearn.model_selection.cross_validate` call on one
+(train, test) split, so a run is a flat list of fits spread over ``n_jobs`` processes, and with
+``memory=`` every finished fit is cached on disk: a rerun after Ctrl-C or a kill fits only what
+is missing. Structures are featurized once, at the largest M, and each setting's featurizer
+re-cuts the graphs (exact, and cheap next to a fit).
+
+:func:`run_study` returns a :class:`StudyResult` with the tidy table (one row per fit,
+:data:`TIDY_COLUMNS`), the loss curves and the out-of-fold predictions; :mod:`cgcnn_sk.report`
+draws the figures and writes the report from them.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -47,133 +57,96 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.base import clone
 from sklearn.exceptions import FitFailedWarning
 from sklearn.metrics import get_scorer
-from sklearn.model_selection import GridSearchCV, KFold, ParameterGrid, check_cv, cross_validate
+from sklearn.model_selection import GridSearchCV, KFold, check_cv, cross_validate
 from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import check_memory
 
+from ..recipes import get_recipe
 from ._interrupt import RunInterrupted, SigintWatch, watch_sigint
 
 __all__ = [
-    "STUDIES",
-    "PRESETS",
+    "FACTORS",
     "PARAM_COLUMNS",
+    "PRESETS",
+    "QUESTIONS",
+    "STUDIES",
     "TIDY_COLUMNS",
     "StudyResult",
+    "design_settings",
     "make_cgcnn_pipeline",
     "run_study",
 ]
 
-STUDIES = ("hyperparameters", "neighbours", "activation_batchnorm", "pooling", "baseline")
+STUDIES = ("neighbours", "activation_batchnorm", "pooling", "baseline")
 
-#: tidy column -> pipeline parameter (``set_params`` name) recorded for every CGCNN row
+#: factor -> (pipeline parameter, ``-`` level, ``+`` level); ``+`` is the recipe's value
+FACTORS: dict[str, tuple[str, Any, Any]] = {
+    "max_num_nbr": ("graph__max_num_nbr", 4, 12),
+    "activation": ("cgcnn__module__activation", "relu", "softplus"),
+    "batchnorm": ("cgcnn__module__batchnorm", False, True),
+    "pooling": ("cgcnn__module__pooling", "max", "mean"),
+}
+
+#: question -> the effects that answer it (a tuple of factors: a main effect or an interaction)
+QUESTIONS: dict[str, list[tuple[str, ...]]] = {
+    "neighbours": [("max_num_nbr",)],
+    "activation_batchnorm": [("activation",), ("batchnorm",), ("activation", "batchnorm")],
+    "pooling": [("pooling",)],
+}
+
+#: tidy column -> pipeline parameter recorded for every CGCNN row
 PARAM_COLUMNS = {
     "max_num_nbr": "graph__max_num_nbr",
     "radius": "graph__radius",
-    "criterion": "cgcnn__criterion",
     "activation": "cgcnn__module__activation",
     "batchnorm": "cgcnn__module__batchnorm",
     "pooling": "cgcnn__module__pooling",
+    "criterion": "cgcnn__criterion",
     "lr": "cgcnn__lr",
-    "atom_fea_len": "cgcnn__module__atom_fea_len",
-    "n_conv": "cgcnn__module__n_conv",
-    "h_fea_len": "cgcnn__module__h_fea_len",
     "max_epochs": "cgcnn__max_epochs",
 }
 _SHORT = {v: k for k, v in PARAM_COLUMNS.items()}
 
-#: columns of ``StudyResult.table``, one row per (study, model, setting, fold)
+#: columns of ``StudyResult.table``, one row per fit
 TIDY_COLUMNS = [
-    "study",  # study name
+    "study",  # "factorial" (the design) or "baseline" (the RF comparison's extra fits)
     "model",  # "cgcnn" or the baseline's name ("rf")
-    "setting",  # label of the swept values, e.g. "max_num_nbr=4"
-    "params",  # JSON of the swept values (for nested CV: the setting the inner CV chose)
-    "fold",  # fold number, 0-based
+    "setting",  # label of the setting, e.g. "max_num_nbr=4, activation=relu, ..."
+    "params",  # JSON of the setting (for nested CV: the setting the inner CV chose)
+    "repeat",  # repetition of the cross-validation (0: the design's folds)
+    "fold",  # fold within the repeat, 0-based
     "n_train",
     "n_test",
     "test_mae",  # mean absolute error on the held-out fold, target units; NaN if failed
     "test_rmse",
     "fit_time",  # s, fit of the whole pipeline on the training part (incl. graph re-cut)
     "score_time",  # s
-    "epochs",  # epochs trained (early stopping may end before max_epochs)
+    "epochs",  # epochs trained
     "status",  # "ok" or "failed"
     "error",  # why the fit or its scoring failed ("" when ok)
     *PARAM_COLUMNS,
 ]
 
-# The training recipe, set explicitly so the preset does not follow CGCNNRegressor's
-# defaults: L1 loss on the standardised target (jdft2d, official folds: 44.9 against 56.0
-# meV/atom with MSE) and up to 300 epochs with patience 60 (issue 11).
-_RECIPE = {
-    "graph__max_num_nbr": 12,
-    "cgcnn__criterion": torch.nn.L1Loss,
-    "cgcnn__module__activation": "softplus",
-    "cgcnn__module__batchnorm": True,
-    "cgcnn__module__pooling": "mean",
-    "cgcnn__module__atom_fea_len": 64,
-    "cgcnn__module__n_conv": 3,
-    "cgcnn__module__h_fea_len": 128,
-    "cgcnn__lr": 3e-3,
-    "cgcnn__max_epochs": 300,
-    # the studies compare validation curves and stop early on them (the Matbench recipe
-    # trains the whole fold instead: cgcnn_sk.matbench)
-    "cgcnn__train_split": "auto",
-    "cgcnn__patience": 60,
-    "cgcnn__batch_size": 64,
-}
-_CRITERIA = [torch.nn.MSELoss, torch.nn.L1Loss, torch.nn.HuberLoss]
-
-#: Study presets: folds, base pipeline parameters, the grid of every study and the RF size.
-#: Both train the recipe's network (``_RECIPE``); ``"quick"`` sweeps fewer values on 4
-#: folds, ``"full"`` more on 5 (the official Matbench folds on Matbench data). Wall times:
-#: docs/notes/study.md.
+#: Study presets. ``recipe`` names the network and schedule (:data:`cgcnn_sk.recipes.RECIPES`);
+#: ``cv`` folds (the official Matbench folds on Matbench data); ``fraction`` of the 2^k design
+#: (``"half"`` applies from four factors on, where it has resolution IV); ``repeats`` of the
+#: cross-validation for the RF comparison (the extra repeats fit only the recipe's CGCNN and the
+#: RF); ``rope``: region of practical equivalence, a fraction of the mean test MAE.
 PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {
-        "cv": 4,
-        "base": _RECIPE,
-        "rf": {"n_estimators": 100},
-        "grids": {  # 9 distinct settings (the base one is shared): 36 fits of the recipe
-            "hyperparameters": [{"cgcnn__criterion": _CRITERIA}],
-            "neighbours": [{"graph__max_num_nbr": [4, 12]}],
-            "activation_batchnorm": [
-                {
-                    "cgcnn__module__activation": ["softplus", "relu"],
-                    "cgcnn__module__batchnorm": [True, False],
-                }
-            ],
-            "pooling": [{"cgcnn__module__pooling": ["mean", "max"]}],
-        },
-    },
-    "full": {
-        "cv": 5,
-        "base": _RECIPE,
-        "rf": {"n_estimators": 500},
-        "grids": {
-            "hyperparameters": [
-                {"cgcnn__criterion": _CRITERIA},
-                {"cgcnn__lr": [3e-4, 1e-3, 3e-3, 1e-2]},
-                {"cgcnn__module__atom_fea_len": [32, 128]},
-                {"cgcnn__module__n_conv": [1, 2, 4, 5]},
-                {"cgcnn__module__h_fea_len": [32, 64, 256]},
-            ],
-            "neighbours": [{"graph__max_num_nbr": [1, 2, 4, 6, 8, 12, 16]}],
-            "activation_batchnorm": [
-                {
-                    "cgcnn__module__activation": [
-                        "softplus", "relu", "silu", "gelu", "elu", "leaky_relu"
-                    ],
-                    "cgcnn__module__batchnorm": [True, False],
-                }
-            ],
-            "pooling": [{"cgcnn__module__pooling": ["mean", "max", "sum"]}],
-        },
-    },
+    # The README's main job: at most 15 minutes on 2 cores. The 60-epoch fit is the "study"
+    # recipe (its accuracy against the 300-epoch recipe is measured in cgcnn_sk.recipes).
+    "quick": {"recipe": "study", "cv": 5, "fraction": "half", "repeats": 3,
+              "rf": {"n_estimators": 500}, "rope": 0.025},
+    # The recipe's own fit (300 epochs). The half fraction keeps it within 2 hours on 2 cores
+    # (50 fits of 65-180 s of CPU); the 16-setting design (fraction="full") takes twice that.
+    "full": {"recipe": "default", "cv": 5, "fraction": "half", "repeats": 3,
+             "rf": {"n_estimators": 500}, "rope": 0.025},
 }
 
-_INT_COLUMNS = ("max_num_nbr", "atom_fea_len", "n_conv", "h_fea_len", "max_epochs", "epochs")
+_INT_COLUMNS = ("max_num_nbr", "max_epochs", "epochs", "repeat", "fold")
 _SCORING = {"mae": "neg_mean_absolute_error", "rmse": "neg_root_mean_squared_error"}
 
 
@@ -181,7 +154,7 @@ class _UnlessInterrupted:
     """A scorer that first raises ``KeyboardInterrupt`` if Ctrl-C came during the fit.
 
     skorch ends its epoch loop on Ctrl-C and returns normally, so without this
-    ``cross_validate`` would score the half-trained net and go on to the next fold.
+    ``cross_validate`` would score the half-trained net as if it were finished.
     """
 
     def __init__(self, scorer, watch: SigintWatch):
@@ -212,6 +185,52 @@ def _label(params: Mapping[str, Any]) -> str:
     )
 
 
+# --------------------------------------------------------------------------- design
+def design_settings(
+    factors: Sequence[str], fraction: str = "full", levels: Mapping[str, tuple] | None = None
+) -> list[dict[str, Any]]:
+    """The settings of a two-level factorial design, as ``set_params`` dicts.
+
+    Parameters
+    ----------
+    factors : sequence of str
+        Names in :data:`FACTORS` (or in ``levels``).
+    fraction : {"full", "half"}, default="full"
+        ``"half"`` keeps the settings whose signs multiply to ``+`` (defining relation
+        ``I = AB...``): resolution IV from four factors on. With fewer factors a half
+        fraction would alias main effects with interactions, so the full design is used.
+    levels : mapping, optional
+        Factor -> ``(parameter, low, high)`` replacing :data:`FACTORS` entries.
+
+    Returns
+    -------
+    settings : list of dict
+        The all-``+`` setting (the recipe's) first.
+
+    Examples
+    --------
+    >>> s = design_settings(["max_num_nbr", "activation", "batchnorm", "pooling"], "half")
+    >>> len(s), s[0]["graph__max_num_nbr"], s[0]["cgcnn__module__pooling"]
+    (8, 12, 'mean')
+    >>> len(design_settings(["pooling", "batchnorm"], "half"))
+    4
+    """
+    table = {**FACTORS, **(levels or {})}
+    unknown = [f for f in factors if f not in table]
+    if unknown:
+        raise ValueError(f"unknown factor(s) {unknown}; known: {sorted(table)}")
+    if fraction not in ("full", "half"):
+        raise ValueError(f"fraction must be 'full' or 'half', got {fraction!r}")
+    half = fraction == "half" and len(factors) >= 4
+    out = []
+    for signs in itertools.product((1, -1), repeat=len(factors)):
+        if half and np.prod(signs) < 0:
+            continue
+        out.append({table[f][0]: table[f][2] if s > 0 else table[f][1]
+                    for f, s in zip(factors, signs, strict=True)})
+    return out
+
+
 # --------------------------------------------------------------------------- result
 @dataclass
 class StudyResult:
@@ -220,23 +239,25 @@ class StudyResult:
     Attributes
     ----------
     table : DataFrame
-        One row per (study, model, setting, fold); columns :data:`TIDY_COLUMNS`.
+        One row per fit; columns :data:`TIDY_COLUMNS`.
     histories : DataFrame
-        Loss curves: ``study, model, setting, fold, epoch, train_loss, valid_loss`` (plus
-        ``train_mae``, ``valid_mae`` in target units when the estimator records them).
+        Loss curves: ``study, model, setting, repeat, fold, epoch, train_loss`` (plus
+        ``train_mae`` in target units).
     predictions : DataFrame
-        Out-of-fold predictions: ``study, model, setting, fold, index, id, y_true, y_pred``.
+        Out-of-fold predictions: ``study, model, setting, repeat, fold, index, id, y_true,
+        y_pred``.
     meta : dict
-        Run facts: ``preset``, ``cv``, ``random_state``, ``n_samples``, ``studies``,
-        ``baseline_cgcnn``, ``featurize_first_time``, ``wall_time`` and what the caller adds
-        (``data``, ``target``, ``unit``).
+        Run facts: ``preset``, ``recipe``, ``factors``, ``fraction``, ``cv``, ``repeats``,
+        ``rope``, ``random_state``, ``n_samples``, ``studies``, ``baseline_cgcnn``,
+        ``neighbour_shells``, ``wall_time`` and what the caller adds (``data``, ``target``,
+        ``unit``).
     settings : dict
-        ``(study, setting label) -> set_params dict`` of every swept setting (in memory only).
+        Setting label -> ``set_params`` dict of every setting of the design (in memory only).
 
     Examples
     --------
     >>> result = run_study(structures, y, study="pooling")  # doctest: +SKIP
-    >>> result.summary()[["setting", "mae_mean", "mae_std"]]  # doctest: +SKIP
+    >>> result.effects()[["term", "effect", "verdict"]]  # doctest: +SKIP
     >>> result.write_report("report/")  # doctest: +SKIP
     """
 
@@ -252,32 +273,47 @@ class StudyResult:
 
         return summarize(self.table)
 
-    def best(self, study: str) -> dict:
-        """``set_params`` values of the study's setting with the lowest mean test MAE.
+    def effects(self) -> pd.DataFrame:
+        """Every effect the questions asked for, decided (:func:`~cgcnn_sk.report.effects`)."""
+        from ..report import effects
 
-        Failed settings are not candidates. Picked on the folds it is scored on, so its MAE
-        is optimistic; the baseline study does not use it.
+        return effects(self.table, self.meta)
+
+    def baseline(self) -> dict | None:
+        """CGCNN against the RF (:func:`~cgcnn_sk.report.baseline_comparison`), or None."""
+        from ..report import baseline_comparison
+
+        return baseline_comparison(self.table, self.meta)
+
+    def best(self) -> dict:
+        """``set_params`` values of the design's setting with the lowest mean test MAE.
+
+        Picked on the folds it is scored on, so its MAE is optimistic; the baseline study
+        does not use it.
         """
         from ..report import summarize
 
-        rows = self.table[(self.table["model"] == "cgcnn") & (self.table["study"] == study)]
+        rows = self.table[(self.table["model"] == "cgcnn")
+                          & (self.table["study"] == "factorial")]
         s = summarize(rows)
         s = s[s["n_failed"] == 0]
         if s.empty:
-            raise ValueError(f"no successful CGCNN setting for study {study!r}")
+            raise ValueError("no successful CGCNN setting in the design")
         label = s.sort_values("mae_mean", kind="stable")["setting"].iloc[0]
-        return self.settings.get((study, label)) or json.loads(
+        return self.settings.get(label) or json.loads(
             rows.loc[rows["setting"] == label, "params"].iloc[0]
         )
 
     def conclusions(self) -> dict[str, str]:
-        """One sentence per study (:func:`cgcnn_sk.report.conclusion`)."""
+        """One paragraph per question (:func:`cgcnn_sk.report.conclusion`)."""
         from ..report import conclusion
 
-        return {
-            s: conclusion(self.table, s, self.meta.get("unit"), meta=self.meta)
-            for s in dict.fromkeys(self.table["study"])
-        }
+        return {s: conclusion(self.table, s, self.meta) for s in self.meta.get("studies", [])}
+
+    def failed(self) -> bool:
+        """True when no CGCNN fit of the run succeeded."""
+        cg = self.table[self.table["model"] == "cgcnn"]
+        return cg.empty or bool(cg["status"].eq("failed").all())
 
     def write_report(
         self, out_dir: str | Path, formats: Iterable[str] = ("md", "html")
@@ -291,14 +327,6 @@ class StudyResult:
         out_dir = Path(out_dir)
         paths = write_report(self.table, self.histories, self.predictions, out_dir,
                              meta=self.meta, formats=formats)
-        note = self.meta.get("interrupted")
-        if note:  # a partial result says so before anything else
-            for fmt, (after, banner) in {"md": ("\n", f"\n> **{note}**\n"),
-                                         "html": ("</h1>", f"\n<p><b>{note}</b></p>")}.items():
-                if fmt in paths:
-                    text = paths[fmt].read_text()
-                    i = text.index(after) + len(after)
-                    paths[fmt].write_text(text[:i] + banner + text[i:])
         paths["meta"] = out_dir / "meta.json"
         paths["meta"].write_text(json.dumps(self.meta, indent=2, default=str))
         return paths
@@ -321,14 +349,15 @@ class StudyResult:
 
 # --------------------------------------------------------------------------- pipeline
 def make_cgcnn_pipeline(preset: str = "quick", random_state: int | None = 0, **params):
-    """The CGCNN pipeline of a preset: ``Pipeline([("graph", ...), ("cgcnn", ...)])``.
+    """The CGCNN pipeline of a study preset or a recipe, ``graph`` then ``cgcnn`` steps.
 
     Parameters
     ----------
-    preset : {"quick", "full"}, default="quick"
-        Whose base parameters to use (:data:`PRESETS`).
+    preset : str, default="quick"
+        A study preset (:data:`PRESETS`: its recipe) or a recipe name
+        (:data:`cgcnn_sk.recipes.RECIPES`).
     random_state : int or None, default=0
-        Seed of the network (weights, batches, validation split).
+        Seed of the network (weights, batches).
     **params
         Further ``set_params`` values, e.g. ``cgcnn__module__pooling="max"``.
 
@@ -339,18 +368,20 @@ def make_cgcnn_pipeline(preset: str = "quick", random_state: int | None = 0, **p
     Examples
     --------
     >>> pipe = make_cgcnn_pipeline("quick", cgcnn__module__pooling="max")
-    >>> pipe.get_params()["cgcnn__module__pooling"], pipe.get_params()["cgcnn__criterion"]
-    ('max', <class 'torch.nn.modules.loss.L1Loss'>)
+    >>> pipe.get_params()["cgcnn__module__pooling"], pipe.get_params()["cgcnn__max_epochs"]
+    ('max', 60)
+    >>> make_cgcnn_pipeline("default").get_params()["cgcnn__max_epochs"]
+    300
     """
     from sklearn.pipeline import Pipeline
 
     from ..estimators._regressor import CGCNNRegressor
     from ..graph._featurizer import CrystalGraphFeaturizer
 
-    _check_preset(preset)
+    recipe = get_recipe(PRESETS[preset]["recipe"] if preset in PRESETS else preset)
     pipe = Pipeline([("graph", CrystalGraphFeaturizer()),
                      ("cgcnn", CGCNNRegressor(random_state=random_state, verbose=0))])
-    return pipe.set_params(**{**PRESETS[preset]["base"], **params})
+    return pipe.set_params(**{**recipe.pipeline_params(), **params})
 
 
 def _check_preset(preset: str) -> None:
@@ -396,7 +427,14 @@ def _resolve_folds(cv, y, random_state) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.asarray(tr), np.asarray(te)) for tr, te in check_cv(cv).split(np.zeros(len(y)))]
 
 
-# --------------------------------------------------------------------------- scoring
+def _repeat_folds(k: int, n: int, repeat: int, random_state) -> list:
+    """Folds of repeat ``repeat`` >= 1: a fresh shuffle, reproducible from ``random_state``."""
+    seed = np.random.SeedSequence([0 if random_state is None else int(random_state), repeat])
+    kf = KFold(k, shuffle=True, random_state=int(seed.generate_state(1)[0]))
+    return [(tr, te) for tr, te in kf.split(np.zeros(n))]
+
+
+# --------------------------------------------------------------------------- one fit
 _ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Interrupt): .*$", re.MULTILINE)
 
 
@@ -405,25 +443,22 @@ def _reasons(messages: Iterable[str]) -> str:
     return "; ".join(dict.fromkeys(m for text in messages for m in _ERROR_LINE.findall(text)))
 
 
-def _cross_validate(est, X, y, folds, n_jobs, scoring) -> dict:
-    """``cross_validate`` with ``error_score=np.nan``, keeping why a fold failed.
+def _fit(est, X, y, train, test, ids, scoring, key=None) -> dict:
+    """One fit and its score through ``cross_validate`` on one split; ``key`` names it in a cache.
 
-    scikit-learn reports fit and scoring failures as warnings (and raises when every fit
-    failed); their tracebacks become the ``error`` of the failed folds.
+    Returns the row values, the history records and the predictions. scikit-learn reports a
+    failed fit or score as a warning; its reason becomes the row's ``error``.
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            res = cross_validate(
-                est, X, y, cv=folds, scoring=scoring, return_estimator=True,
-                return_indices=True, n_jobs=n_jobs, error_score=np.nan,
-            )
+            res = cross_validate(est, X, y, cv=[(train, test)], scoring=scoring,
+                                 return_estimator=True, error_score=np.nan)
         except ValueError as exc:
             if "fits failed" not in str(exc):
                 raise
-            nan = np.full(len(folds), np.nan)
-            res = {"test_mae": nan, "test_rmse": nan, "fit_time": nan, "score_time": nan,
-                   "estimator": [None] * len(folds), "error": _reasons([str(exc)])}
+            res = {"test_mae": [np.nan], "test_rmse": [np.nan], "fit_time": [np.nan],
+                   "score_time": [np.nan], "estimator": [None], "error": _reasons([str(exc)])}
     failures = []
     for w in caught:
         text = str(w.message)
@@ -431,39 +466,29 @@ def _cross_validate(est, X, y, folds, n_jobs, scoring) -> dict:
             failures.append(text)
         else:  # not ours to swallow
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    res.setdefault("error", _reasons(failures) or "fit or scoring failed")
-    return res
-
-
-def _tables(res, X, y, folds, ids) -> tuple[list[dict], list[dict], list[pd.DataFrame]]:
-    """Rows of the tidy table, history records and prediction frames of one CV result."""
-    rows, hist, preds = [], [], []
-    for k, (train_idx, test_idx) in enumerate(folds):
-        failed = not np.isfinite(res["test_mae"][k])
-        fitted = res["estimator"][k]
-        net = None if failed else getattr(fitted, "best_estimator_", fitted)[-1]
+    failed = not np.isfinite(res["test_mae"][0])
+    fitted = res["estimator"][0]
+    row = {"n_train": len(train), "n_test": len(test), "test_mae": -res["test_mae"][0],
+           "test_rmse": -res["test_rmse"][0], "fit_time": res["fit_time"][0],
+           "score_time": res["score_time"][0], "epochs": np.nan,
+           "status": "failed" if failed else "ok",
+           "error": (res.get("error") or _reasons(failures) or "fit or scoring failed")
+           if failed else "", "chosen": None}
+    hist, pred = [], None
+    if not failed:
+        net = getattr(fitted, "best_estimator_", fitted)[-1]
+        if hasattr(fitted, "best_params_"):
+            row["chosen"] = fitted.best_params_
         history = getattr(net, "history", None)
-        rows.append({
-            "fold": k, "n_train": len(train_idx), "n_test": len(test_idx),
-            "test_mae": -res["test_mae"][k], "test_rmse": -res["test_rmse"][k],
-            "fit_time": res["fit_time"][k], "score_time": res["score_time"][k],
-            "epochs": len(history) if history is not None else np.nan,
-            "status": "failed" if failed else "ok", "error": res["error"] if failed else "",
-        })
-        if failed:
-            continue
         if history is not None:
-            names = ("train_loss", "valid_loss", "train_mae", "valid_mae")
-            hist += [{"fold": k, "epoch": e, **{c: h[c] for c in names if c in h}}
-                     for e, h in enumerate(history, start=1)]
-        # the scorer's predictions are not returned by cross_validate: predict once more
-        y_pred = np.asarray(fitted.predict(_safe_indexing(X, test_idx)), float).ravel()
-        preds.append(pd.DataFrame({
-            "fold": k, "index": test_idx,
-            "id": None if ids is None else [ids[i] for i in test_idx],
-            "y_true": y[test_idx], "y_pred": y_pred,
-        }))
-    return rows, hist, preds
+            row["epochs"] = len(history)
+            names = ("train_loss", "train_mae")
+            hist = [{"epoch": e, **{c: h[c] for c in names if c in h}}
+                    for e, h in enumerate(history, start=1)]
+        y_pred = np.asarray(fitted.predict(_safe_indexing(X, test)), float).ravel()
+        pred = pd.DataFrame({"index": test, "id": None if ids is None else [ids[i] for i in test],
+                             "y_true": y[test], "y_pred": y_pred})
+    return {"row": row, "hist": hist, "pred": pred}
 
 
 def _fit_key(est) -> str:
@@ -473,81 +498,35 @@ def _fit_key(est) -> str:
                         if k != "steps" and not hasattr(v, "get_params")})
 
 
+@dataclass
+class _Job:
+    study: str
+    model: str
+    setting: str
+    swept: dict
+    repeat: int
+    fold: int
+    est: Any
+    X: Any
+    train: np.ndarray
+    test: np.ndarray
+
+
 def _param_columns(est) -> dict:
     params = est.get_params()
     return {c: _describe(params.get(p)) for c, p in PARAM_COLUMNS.items()}
 
 
-def _cv_tables(est, X, y, folds, ids, n_jobs, scoring, key):
-    """One setting's cross-validation and its tables; ``key`` names it in a disk cache."""
-    res = _cross_validate(est, X, y, folds, n_jobs, scoring)
-    return _tables(res, X, y, folds, ids), res
-
-
-class _Collector:
-    """Accumulates the three tidy tables; remembers fits that several studies share.
-
-    With a ``memory`` location every finished setting is also cached on disk (joblib.Memory),
-    keyed by the package version, the model, every parameter value and a hash of ``X``,
-    ``y``, the folds and the ids, so a rerun of an interrupted study resumes. A setting that
-    is interrupted raises out of the cached call, and joblib stores nothing for it.
-    """
-
-    def __init__(self, X, y, folds, ids, n_jobs, bar, scoring, memory=None):
-        self.X, self.y, self.folds, self.ids, self.n_jobs, self.bar = X, y, folds, ids, n_jobs, bar
-        self.scoring = scoring
-        self.rows, self.hist, self.preds = [], [], []
-        self._done: dict[str, tuple] = {}
-        self.cached = memory is not None and memory.location is not None
-        self._cv = memory.cache(_cv_tables, ignore=["est", "X", "n_jobs", "scoring"]) \
-            if self.cached else _cv_tables
-        self._x_hashes: dict[int, str] = {}
-        self.from_cache = 0
-
-    def _cache_key(self, model, est, X) -> tuple:
-        from .. import __version__
-
-        if id(X) not in self._x_hashes:  # the graphs (or the RF's structures), hashed once
-            self._x_hashes[id(X)] = joblib.hash(X)
-        return (__version__, model, _fit_key(est), self._x_hashes[id(X)])
-
-    def run(self, study, model, label, est, swept: Mapping | None = None, X=None) -> None:
-        key = _fit_key(est) if model == "cgcnn" else None
-        if key is None or key not in self._done:
-            X = self.X if X is None else X
-            args = (est, X, self.y, self.folds, self.ids, self.n_jobs, self.scoring)
-            kwargs = {"key": self._cache_key(model, est, X) if self.cached else None}
-            if self.cached and self._cv.check_call_in_cache(*args, **kwargs):
-                self.from_cache += 1
-            self._done[key] = self._cv(*args, **kwargs)
-        (rows, hist, preds), res = self._done[key]
-        names = {"study": study, "model": model, "setting": label}
-        extra = _param_columns(est) if model == "cgcnn" else dict.fromkeys(PARAM_COLUMNS)
-        for k, r in enumerate(rows):
-            params = swept
-            if swept is None and res["estimator"][k] is not None:  # nested: what was chosen
-                params = getattr(res["estimator"][k], "best_params_", {})
-            self.rows.append({**r, **names, **extra,
-                              "params": json.dumps({p: _describe(v) for p, v in
-                                                    (params or {}).items()})})
-        self.hist += [{**h, **names} for h in hist]
-        self.preds += [p.assign(**names) for p in preds]
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"{study}: {label}", refresh=False)
-            self.bar.update(1)
-
-    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        table = pd.DataFrame(self.rows).reindex(columns=TIDY_COLUMNS)
-        for c in _INT_COLUMNS:
-            table[c] = table[c].astype("Int64")
-        table["batchnorm"] = table["batchnorm"].astype("boolean")
-        keys = ["study", "model", "setting", "fold"]
-        hist = pd.DataFrame(self.hist)
-        hist = hist.reindex(columns=keys + [c for c in hist if c not in keys])
-        pred_cols = keys + ["index", "id", "y_true", "y_pred"]
-        preds = (pd.concat(self.preds, ignore_index=True) if self.preds
-                 else pd.DataFrame()).reindex(columns=pred_cols)
-        return table, hist, preds
+def _neighbour_shells(graphs, ms: Iterable[int]) -> dict[str, float]:
+    """Median distance (A) of the M-th nearest neighbour over all atoms, for each M."""
+    out = {}
+    dists = [np.asarray(g.nbr_dist) for g in graphs]
+    for m in sorted(set(int(v) for v in ms)):
+        col = np.concatenate([d[:, m - 1] for d in dists if d.shape[1] >= m])
+        col = col[np.isfinite(col) & (col > 0)]
+        if col.size:
+            out[str(m)] = round(float(np.median(col)), 3)
+    return out
 
 
 def run_study(
@@ -560,7 +539,10 @@ def run_study(
     random_state: int | None = 0,
     n_jobs: int | None = None,
     params: Mapping[str, Any] | None = None,
-    grids: Mapping[str, Any] | None = None,
+    levels: Mapping[str, tuple] | None = None,
+    fraction: str | None = None,
+    repeats: int | None = None,
+    rope: float | None = None,
     estimator: Any = None,
     baseline: Any = None,
     baseline_cgcnn: str = "default",
@@ -570,7 +552,7 @@ def run_study(
     meta: Mapping[str, Any] | None = None,
     verbose: bool = False,
 ) -> StudyResult:
-    """Run one or several studies with cross-validation on the same folds.
+    """Run the factorial design of the questions asked, and the RF comparison.
 
     Parameters
     ----------
@@ -580,23 +562,29 @@ def run_study(
     y : array-like of shape (n_samples,)
         Numeric target, one per structure.
     study : str or list of str, default="all"
-        ``"all"`` or any of :data:`STUDIES`.
+        ``"all"`` or any of :data:`STUDIES`. The factors of the sweeps asked for
+        (:data:`QUESTIONS`) form the design.
     cv : int, CV splitter or iterable of (train, test), optional
-        Folds shared by every study. An int means ``KFold(cv, shuffle=True,
+        Folds of the design (repeat 0). An int means ``KFold(cv, shuffle=True,
         random_state=random_state)``; default: the preset's ``cv``.
     preset : {"quick", "full"}, default="quick"
-        Model, epochs, grids and RF size (:data:`PRESETS`).
+        Recipe, design fraction, repeats, RF size and ROPE (:data:`PRESETS`).
     random_state : int or None, default=0
-        Seed of the folds, the networks and the forest. The same seed gives the same table
-        (apart from the timing columns).
+        Seed of the folds, the networks (the same for every setting: common random numbers)
+        and the forest. The same seed gives the same table (apart from the timing columns).
     n_jobs : int, optional
-        Passed to :func:`~sklearn.model_selection.cross_validate` (folds in parallel).
+        Fits run in parallel processes (joblib).
     params : mapping, optional
-        ``set_params`` values applied to the base pipeline before the grids, e.g.
-        ``{"cgcnn__max_epochs": 5}``.
-    grids : mapping, optional
-        Replace the preset's grid of some studies: ``{"pooling": [{"cgcnn__module__pooling":
-        ["mean", "max"]}]}`` (a dict or list of dicts, as for ``ParameterGrid``).
+        ``set_params`` values applied to the base pipeline, e.g. ``{"cgcnn__max_epochs": 5}``.
+    levels : mapping, optional
+        Factor -> ``(parameter, low, high)`` replacing entries of :data:`FACTORS`.
+    fraction : {"full", "half"}, optional
+        Overrides the preset's design fraction.
+    repeats : int, optional
+        Repetitions of the cross-validation for the RF comparison (default: the preset's).
+    rope : float, optional
+        Region of practical equivalence as a fraction of the mean test MAE (default: the
+        preset's, 0.025).
     estimator : Pipeline, optional
         Base pipeline with steps ``"graph"`` and ``"cgcnn"``; default
         :func:`make_cgcnn_pipeline` of the preset.
@@ -604,24 +592,21 @@ def run_study(
         Baseline pipeline on the structures; default
         ``make_rf_baseline(random_state=random_state, **preset["rf"])``.
     baseline_cgcnn : {"default", "nested"}, default="default"
-        The CGCNN of the baseline study. ``"default"``: the base pipeline, fixed before any
-        fold is seen. ``"nested"``: ``GridSearchCV`` over the grids of the sweeps run in the
-        same call (the preset's grids when none ran) with ``inner_cv`` folds inside each
-        outer training fold, so no test fold chooses the setting it is scored with.
+        The CGCNN of the RF comparison. ``"default"``: the base pipeline (the recipe), fixed
+        before any fold is seen. ``"nested"``: ``GridSearchCV`` over the design's settings
+        with ``inner_cv`` folds inside each outer training fold.
     inner_cv : int, default=3
         Inner folds of ``baseline_cgcnn="nested"``.
     memory : str, path or joblib.Memory, default=None
-        Cache every finished setting's cross-validation (tables and fitted estimators) on
-        disk, so that the same call after an interruption resumes and reruns are free. Keyed
-        by the package version, every parameter value and hashes of the graphs, ``y``, folds
-        and ids; the timing columns of a cached setting are those of the run that fitted it
-        (``meta["settings_from_cache"]`` counts them).
+        Cache every finished fit on disk, so that the same call after an interruption (Ctrl-C
+        or a killed process) fits only what is missing. Keyed by the package version, every
+        parameter value and hashes of the data, the split and the ids.
     ids : sequence, optional
         Identifiers of the structures, kept in the predictions table.
     meta : mapping, optional
         Extra facts for the report (``data``, ``target``, ``unit``).
     verbose : bool, default=False
-        Show a tqdm progress bar over settings.
+        Show a tqdm progress bar over fits.
 
     Returns
     -------
@@ -630,9 +615,9 @@ def run_study(
     Raises
     ------
     RunInterrupted
-        On Ctrl-C (a ``KeyboardInterrupt``): the setting being cross-validated is dropped
-        rather than scored half-trained; ``exc.result`` holds the finished settings (``None``
-        if none finished), marked partial in ``meta["interrupted"]`` and in its report.
+        On Ctrl-C: the fit being run is dropped rather than scored half-trained;
+        ``exc.result`` holds the finished fits (``None`` if none finished), marked partial in
+        ``meta["interrupted"]`` and in its report.
 
     Examples
     --------
@@ -641,6 +626,8 @@ def run_study(
     >>> result = run_study(structures, y, study="pooling", cv=3)  # doctest: +SKIP
     >>> result.conclusions()["pooling"]  # doctest: +SKIP
     """
+    from .. import __version__
+
     t_start = time.perf_counter()
     names = _resolve_studies(study)
     memory = check_memory(os.fspath(memory) if isinstance(memory, os.PathLike) else memory)
@@ -648,6 +635,13 @@ def run_study(
     if baseline_cgcnn not in ("default", "nested"):
         raise ValueError(f"baseline_cgcnn must be 'default' or 'nested', got {baseline_cgcnn!r}")
     spec = PRESETS[preset]
+    fraction = spec["fraction"] if fraction is None else fraction
+    repeats = spec["repeats"] if repeats is None else int(repeats)
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    rope = spec["rope"] if rope is None else float(rope)
+    if not 0 <= rope < 1:
+        raise ValueError(f"rope is a fraction of the MAE in [0, 1), got {rope}")
     if isinstance(structures, pd.DataFrame):
         if "structure" not in structures:
             raise ValueError("a DataFrame of structures needs a 'structure' column")
@@ -658,102 +652,167 @@ def run_study(
     y = _check_y(y, len(X))
     if ids is not None and len(ids) != len(X):
         raise ValueError(f"got {len(X)} structures but {len(ids)} ids")
+    ids = None if ids is None else list(ids)
     folds = _resolve_folds(spec["cv"] if cv is None else cv, y, random_state)
-    study_grids = dict(spec["grids"])
-    for name, grid in (grids or {}).items():
-        if name not in STUDIES or name == "baseline":
-            raise ValueError(f"grids: unknown study {name!r}")
-        study_grids[name] = [grid] if isinstance(grid, Mapping) else list(grid)
+    factors = list(dict.fromkeys(f for n in names if n in QUESTIONS
+                                 for term in QUESTIONS[n] for f in term))
+    table_levels = {**FACTORS, **(levels or {})}
+    settings = design_settings(factors, fraction, levels) if factors else []
     base = make_cgcnn_pipeline(preset, random_state) if estimator is None else clone(estimator)
     base.set_params(**(params or {}))
-    sweeps = [n for n in names if n != "baseline"]
-    settings = {n: list(ParameterGrid(study_grids[n])) for n in sweeps}
+    base_params = base.get_params()
 
     # one neighbour search, at the largest M and radius any setting asks for
-    searched = [base.get_params()] + [s for v in settings.values() for s in v]
-    if "baseline" in names and baseline_cgcnn == "nested":
-        searched += list(ParameterGrid([g for n in (sweeps or spec["grids"])
-                                        for g in study_grids[n]]))
-    widest = {p: max(s.get(f"graph__{p}", base.get_params()[f"graph__{p}"]) for s in searched)
+    widest = {p: max([s.get(f"graph__{p}", base_params[f"graph__{p}"]) for s in settings]
+                     + [base_params[f"graph__{p}"]])
               for p in ("max_num_nbr", "radius")}
     t0 = time.perf_counter()
     graphs = clone(base.named_steps["graph"]).set_params(**widest).fit_transform(X)
     featurize_first = time.perf_counter() - t0
+    ms = [s.get("graph__max_num_nbr", base_params["graph__max_num_nbr"]) for s in settings]
+    shells = _neighbour_shells(graphs, ms or [base_params["graph__max_num_nbr"]])
 
+    jobs: list[_Job] = []
+    labels: dict[str, dict] = {}
+    default_key = _fit_key(base)
+    design_has_default = False
+    for s in settings:
+        est = clone(base).set_params(**s)
+        label = _label(s)
+        labels[label] = s
+        design_has_default |= _fit_key(est) == default_key
+        jobs += [_Job("factorial", "cgcnn", label, s, 0, k, est, graphs, tr, te)
+                 for k, (tr, te) in enumerate(folds)]
+    if "baseline" in names:
+        all_folds = [folds] + [_repeat_folds(len(folds), len(y), r, random_state)
+                               for r in range(1, repeats)]
+        if baseline_cgcnn == "nested":
+            grid = [{k: [v] for k, v in s.items()} for s in settings] or [{}]
+            inner = KFold(inner_cv, shuffle=True, random_state=random_state)
+            cg = GridSearchCV(clone(base), grid, cv=inner, error_score=np.nan,
+                              scoring=_SCORING["mae"])
+            cg_label = f"nested CV over {len(settings) or 1} settings"
+        else:
+            cg, cg_label = clone(base), "recipe"
+        if baseline is None:
+            from ..baselines import make_rf_baseline
+
+            baseline = make_rf_baseline(random_state=random_state, n_jobs=n_jobs, **spec["rf"])
+        kind = baseline.get_params().get("matminer__kind")
+        rf_label = f"RF {kind}" if kind else "RF"
+        for r, rfolds in enumerate(all_folds):
+            for k, (tr, te) in enumerate(rfolds):
+                if not (r == 0 and design_has_default and baseline_cgcnn == "default"):
+                    jobs.append(_Job("baseline", "cgcnn", cg_label, {}, r, k, cg, graphs, tr, te))
+                jobs.append(_Job("baseline", "rf", rf_label, {}, r, k, clone(baseline), X,
+                                 tr, te))
+    # The baseline's fits run here, one after the other, so that its featurizer's in-process
+    # cache computes each structure's descriptors once; the CGCNN fits go to the pool, the
+    # costliest first so that the last ones do not leave a worker idle.
+    local = [j for j in jobs if j.model != "cgcnn"]
+    pooled = sorted((j for j in jobs if j.model == "cgcnn"),
+                    key=lambda j: -int(j.est.get_params().get("graph__max_num_nbr", 0) or 0))
+
+    cached = memory is not None and memory.location is not None
+    fit = memory.cache(_fit, ignore=["est", "X", "scoring"]) if cached else _fit
+    x_hash = {}
+
+    def key(job: _Job):
+        if id(job.X) not in x_hash:
+            x_hash[id(job.X)] = joblib.hash(job.X)
+        return (__version__, job.model, _fit_key(job.est), x_hash[id(job.X)],
+                joblib.hash((y, job.train, job.test, ids)))
+
+    rows, hist, preds = [], [], []
+    from_cache = 0
+    stopped = None
     bar = None
     if verbose:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=sum(map(len, settings.values())) + 2 * ("baseline" in names),
-                   desc="settings", unit="setting")
-    labels = {}
-    current = stopped = None  # (study, setting) being cross-validated / interrupted
-    with watch_sigint() as watch:
-        runs = _Collector(graphs, y, folds, None if ids is None else list(ids), n_jobs, bar,
-                          _scoring(watch), memory)
-        try:
-            for name in sweeps:
-                for setting in settings[name]:
-                    label = _label(setting) or "preset base"
-                    labels[(name, label)] = setting
-                    current = (name, label)
-                    runs.run(name, "cgcnn", label, clone(base).set_params(**setting), setting)
-            if "baseline" in names:
-                if baseline_cgcnn == "default":
-                    current = ("baseline", "preset default")
-                    runs.run("baseline", "cgcnn", "preset default", clone(base), {})
-                else:
-                    grid = [g for n in (sweeps or spec["grids"]) for g in study_grids[n]]
-                    inner = KFold(inner_cv, shuffle=True, random_state=random_state)
-                    search = GridSearchCV(clone(base), grid, cv=inner, error_score=np.nan,
-                                          scoring=_scoring(watch, {"mae": _SCORING["mae"]})["mae"])
-                    n = len(ParameterGrid(grid))
-                    current = ("baseline", f"nested CV over {n} settings")
-                    runs.run("baseline", "cgcnn", current[1], search)
-                if baseline is None:
-                    from ..baselines import make_rf_baseline
+        bar = tqdm(total=len(jobs), desc="fits", unit="fit")
 
-                    baseline = make_rf_baseline(random_state=random_state, **spec["rf"])
-                kind = baseline.get_params().get("matminer__kind")
-                current = ("baseline", f"RF {kind}" if kind else "RF")
-                runs.run("baseline", "rf", current[1], clone(baseline), {}, X)
-        except KeyboardInterrupt:  # keep what finished; the setting being run is dropped
-            stopped = current or ("featurizing", "")
+    def collect(j: _Job, out: dict) -> None:
+        names_ = {"study": j.study, "model": j.model, "setting": j.setting,
+                  "repeat": j.repeat, "fold": j.fold}
+        row = dict(out["row"])
+        chosen = row.pop("chosen")
+        extra = _param_columns(j.est) if j.model == "cgcnn" else dict.fromkeys(PARAM_COLUMNS)
+        rows.append({**row, **names_, **extra, "params": json.dumps(
+            {p: _describe(v) for p, v in (chosen or j.swept).items()})})
+        hist.extend({**h, **names_} for h in out["hist"])
+        if out["pred"] is not None:
+            preds.append(out["pred"].assign(**names_))
+        if bar is not None:
+            bar.set_postfix_str(f"{j.model}: {j.setting}"[:60], refresh=False)
+            bar.update(1)
+
+    with watch_sigint() as watch:
+        scoring = _scoring(watch)
+        calls = []
+        for j in local + pooled:
+            args = (j.est, j.X, y, j.train, j.test, ids, scoring)
+            kw = {"key": key(j)} if cached else {}
+            if cached and fit.check_call_in_cache(*args, **kw):
+                from_cache += 1
+            calls.append((j, args, kw))
+        try:
+            for j, args, kw in calls[:len(local)]:
+                collect(j, fit(*args, **kw))
+            results = joblib.Parallel(n_jobs=n_jobs, return_as="generator")(
+                joblib.delayed(fit)(*args, **kw) for _, args, kw in calls[len(local):])
+            for (j, _, _), out in zip(calls[len(local):], results, strict=True):
+                collect(j, out)
+        except KeyboardInterrupt:  # keep what finished; the fit being run is dropped
+            stopped = len(rows)
         finally:
             if bar is not None:
                 bar.close()
-    table, hist, preds = runs.frames()
+    table = pd.DataFrame(rows).reindex(columns=TIDY_COLUMNS)
+    for c in _INT_COLUMNS:
+        table[c] = table[c].astype("Int64")
+    table["batchnorm"] = table["batchnorm"].astype("boolean")
+    keys = ["study", "model", "setting", "repeat", "fold"]
+    hist = pd.DataFrame(hist)
+    hist = hist.reindex(columns=keys + [c for c in hist if c not in keys])
+    preds = (pd.concat(preds, ignore_index=True) if preds else pd.DataFrame()).reindex(
+        columns=keys + ["index", "id", "y_true", "y_pred"])
     info = {
         "preset": preset,
+        "recipe": spec["recipe"] if estimator is None else "custom estimator",
         "studies": names,
+        "factors": {f: [_describe(table_levels[f][1]), _describe(table_levels[f][2])]
+                    for f in factors},
+        "fraction": "half" if fraction == "half" and len(factors) >= 4 else "full",
+        "n_settings": len(settings),
         "n_samples": len(X),
         "cv": len(folds),
+        "repeats": repeats if "baseline" in names else 1,
+        "rope": rope,
         "random_state": random_state,
         "n_jobs": n_jobs,
         "baseline_cgcnn": baseline_cgcnn,
         "inner_cv": inner_cv if baseline_cgcnn == "nested" else None,
+        "n_fits": len(jobs),
         "featurize_first_time": round(featurize_first, 3),
-        **({"settings_from_cache": runs.from_cache} if runs.cached else {}),
-        "featurize_widest": widest,
+        "neighbour_shells": shells,
+        **({"fits_from_cache": from_cache} if cached else {}),
         "params": {k: _describe(v) for k, v in (params or {}).items()},
         "wall_time": round(time.perf_counter() - t_start, 1),
         **(meta or {}),
     }
     if stopped is not None:
-        done = len({(r["study"], r["setting"]) for r in runs.rows})
-        total = sum(map(len, settings.values())) + 2 * ("baseline" in names)
-        where = f"PARTIAL: interrupted (Ctrl-C) in {stopped[0]}: {stopped[1]}; "
-        if not done:
-            info["interrupted"] = where + "no setting had finished, nothing is kept"
-        elif runs.cached:
+        where = f"PARTIAL: interrupted (Ctrl-C) after {stopped} of {len(jobs)} fits; "
+        if not stopped:
+            info["interrupted"] = where + "no fit had finished, nothing is kept"
+        elif cached:
             info["interrupted"] = where + (
-                f"{done} of {total} settings finished: they are reported and cached in "
-                f"{memory.location}, so the same call resumes from there")
+                f"they are reported and cached in {memory.location}, so the same call resumes "
+                "from there")
         else:
             info["interrupted"] = where + (
-                f"{done} of {total} settings finished and are reported; that one and the ones "
-                "after it were not run (without memory= the study does not resume: run it "
-                "again for the full report)")
+                "they are reported; the others were not run (without memory= the study does "
+                "not resume: run it again for the full report)")
         raise RunInterrupted(info["interrupted"],
-                             StudyResult(table, hist, preds, info, labels) if done else None)
+                             StudyResult(table, hist, preds, info, labels) if stopped else None)
     return StudyResult(table, hist, preds, info, labels)
