@@ -9,10 +9,12 @@ with probability at least ``confidence_level`` -- on average over rows and over 
 the held-out rows (*marginal* coverage). Nothing is promised for one given structure, nor for
 a kind of structure that is rare among the held-out rows.
 
-MAPIE (:class:`mapie.regression.SplitConformalRegressor`) computes the scores, the conformal
-quantile and the bounds. It is handed the model's predictions rather than the model: its
-input checks need a feature count that crystal graphs do not have, and the predictions are
-all it uses.
+MAPIE (:class:`mapie.regression.SplitConformalRegressor`, absolute score) computes the
+conformal quantile and the bounds. It is handed the residuals in units of the spread,
+``(y - prediction) / s``, around a constant zero prediction, rather than the model: its input
+checks need a feature count that crystal graphs do not have, and the residuals are all it
+uses. (Its own ``"std_normalized"`` score puts the lower bound one order statistic below the
+upper one; scaling the symmetric absolute interval by ``s`` keeps ``prediction -/+ q * s``.)
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 from mapie.regression import SplitConformalRegressor
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, RegressorMixin, _fit_context, clone
+from sklearn.dummy import DummyRegressor
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -33,22 +36,6 @@ from ._ensemble import CGCNNEnsembleRegressor
 __all__ = ["ConformalRegressor", "cross_fold_intervals"]
 
 _SCORES = ("absolute", "std_normalized")
-
-
-class _Precomputed(RegressorMixin, BaseEstimator):
-    """A fitted regressor whose two input columns are its prediction and its spread.
-
-    It lets MAPIE calibrate predictions made elsewhere (by a CGCNN on graphs, or read from a
-    file): ``predict(X)`` is ``X[:, 0]`` and ``predict(X, return_std=True)`` adds ``X[:, 1]``.
-    """
-
-    def fit(self, X=None, y=None):
-        self.n_features_in_ = 2
-        return self
-
-    def predict(self, X, return_std: bool = False):
-        X = np.asarray(X, dtype=np.float64)
-        return (X[:, 0], X[:, 1]) if return_std else X[:, 0]
 
 
 def _levels(confidence_level) -> list[float]:
@@ -81,10 +68,19 @@ def _check_enough(n: int, levels: Sequence[float], what: str) -> None:
                          f"more than {need:.0f} are needed")
 
 
-def _calibrated(pred, std, y, levels, score) -> SplitConformalRegressor:
-    mapie = SplitConformalRegressor(_Precomputed().fit(), confidence_level=levels,
-                                    conformity_score=score, prefit=True)
-    return mapie.conformalize(np.column_stack([pred, std]), np.asarray(y, dtype=np.float64))
+def _calibrated(pred, std, y, levels) -> SplitConformalRegressor:
+    """MAPIE calibrated on the residuals in units of ``std``, around a zero prediction."""
+    zero = DummyRegressor(strategy="constant", constant=0.0).fit(np.zeros((1, 1)), [0.0])
+    mapie = SplitConformalRegressor(zero, confidence_level=levels, conformity_score="absolute",
+                                    prefit=True)
+    unit = (np.asarray(y, dtype=np.float64) - pred) / std
+    return mapie.conformalize(np.zeros((len(unit), 1)), unit)
+
+
+def _bounds(mapie: SplitConformalRegressor, pred, std) -> np.ndarray:
+    """``pred -/+ q * std`` at each level, shape (n, 2, n_levels)."""
+    _, unit = mapie.predict_interval(np.zeros((len(pred), 1)))  # -q, +q per level
+    return pred[:, None, None] + unit * std[:, None, None]
 
 
 def _final_step(estimator):
@@ -138,7 +134,7 @@ class ConformalRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
     n_calibration_ : int
         Number of calibration rows.
     mapie_ : mapie.regression.SplitConformalRegressor
-        The calibrated MAPIE object, fed ``[prediction, std]`` columns.
+        MAPIE calibrated on the residuals in units of std (``conformity_scores_``).
 
     See Also
     --------
@@ -226,7 +222,7 @@ class ConformalRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
         pred, std = self._predict_with_std(X_cal, score)
         if score == "std_normalized":
             _check_spread(std, "calibration row")
-        self.mapie_ = _calibrated(pred, std, y_cal, levels, score)
+        self.mapie_ = _calibrated(pred, std, y_cal, levels)
         self.conformity_score_ = score
         self.conformity_scores_ = np.asarray(self.mapie_.conformity_scores)
         self.n_calibration_ = len(y_cal)
@@ -249,10 +245,10 @@ class ConformalRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         pred, std = self._predict_with_std(X, self.conformity_score_)
-        y_pred, y_interval = self.mapie_.predict_interval(np.column_stack([pred, std]))
+        y_interval = _bounds(self.mapie_, pred, std)
         if isinstance(self.confidence_level, numbers.Real):
             y_interval = y_interval[:, :, 0]
-        return y_pred, y_interval
+        return pred, y_interval
 
 
 def cross_fold_intervals(y, prediction, std, groups, *, confidence_level=(0.68, 0.95),
@@ -316,10 +312,9 @@ def cross_fold_intervals(y, prediction, std, groups, *, confidence_level=(0.68, 
         raise ValueError(f"groups holds {len(names)} distinct value(s): a fold is calibrated "
                          "on the other folds, so at least two are needed")
     out = np.empty((len(y), 2, len(levels)))
-    X = np.column_stack([prediction, std])
     for name in names:
         rows = groups == name
         _check_enough(int((~rows).sum()), levels, f"rows outside group {name!r}")
-        mapie = _calibrated(prediction[~rows], std[~rows], y[~rows], levels, conformity_score)
-        out[rows] = mapie.predict_interval(X[rows])[1]
+        mapie = _calibrated(prediction[~rows], std[~rows], y[~rows], levels)
+        out[rows] = _bounds(mapie, prediction[rows], std[rows])
     return out
