@@ -15,7 +15,9 @@ from .estimators import (
     CGCNNEmbedder,
     CGCNNEnsembleRegressor,
     CGCNNRegressor,
+    ConformalRegressor,
     ModelFileError,
+    cross_fold_intervals,
     load,
 )
 from .graph import (
@@ -40,6 +42,7 @@ __all__ = [
     "CGCNNEmbedder",
     "CGCNNEnsembleRegressor",
     "CGCNNRegressor",
+    "ConformalRegressor",
     "ConvLayer",
     "CrystalGraph",
     "CrystalGraphError",
@@ -52,6 +55,7 @@ __all__ = [
     "__version__",
     "baselines",
     "clear_cache",
+    "cross_fold_intervals",
     "datasets",
     "graph",
     "load",

@@ -453,19 +453,28 @@ def _cmd_matbench(args, params) -> int:
             raise CLIError(f"--folds {args.folds!r}: give fold numbers like 0,2") from err
     from .workflows._interrupt import RunInterrupted
 
-    try:
-        table = run_matbench(args.task, preset=args.preset, folds=folds, out=args.out,
-                             data_home=args.data_home, progress=not args.quiet)
-    except RunInterrupted as err:
-        print(f"cgcnn-sk matbench: {err}. Resume with the same command: {_command(args)}",
-              file=sys.stderr)
-        return 130
+    if args.summarize:
+        from .workflows.matbench import summarize_matbench
+
+        try:
+            table = summarize_matbench(args.task, preset=args.preset, out=args.out)
+        except FileNotFoundError as err:
+            raise CLIError(str(err)) from err
+    else:
+        try:
+            table = run_matbench(args.task, preset=args.preset, folds=folds, out=args.out,
+                                 data_home=args.data_home, progress=not args.quiet)
+        except RunInterrupted as err:
+            print(f"cgcnn-sk matbench: {err}. Resume with the same command: "
+                  f"{_command(args)}", file=sys.stderr)
+            return 130
     root = Path(args.out) / args.task / args.preset
     if len(table):
         print(table[["fold", "n_members", "mae", "rmse", "max_error", "wall_s"]]
               .to_string(index=False))
         print(f"mean MAE over {len(table)} fold(s): {table['mae'].mean():.4g}")
-    print(f"results in {root} (summary.md, predictions.csv, folds/)")
+    print(f"results in {root} (summary.md, predictions.csv, coverage.csv, intervals.csv, "
+          "folds/)")
     return 0
 
 
@@ -673,6 +682,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder holding matbench_<task>/ (e.g. ../shared/data); jdft2d is "
                    "embedded")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--summarize", action="store_true",
+                   help="fit nothing: rewrite the summary, the interval coverage and the "
+                   "figure from the finished folds' files in OUT/TASK/PRESET")
     p.set_defaults(func=_cmd_matbench)
     return parser
 

@@ -7,6 +7,7 @@ embedding transformer and :func:`load` (reading a saved model back) build on the
 from ._classifier import CGCNNClassifier
 from ._embedder import CGCNNEmbedder
 from ._ensemble import CGCNNEnsembleRegressor
+from ._intervals import ConformalRegressor, cross_fold_intervals
 from ._persistence import ModelFileError, load
 from ._regressor import CGCNNRegressor
 
@@ -15,6 +16,8 @@ __all__ = [
     "CGCNNEmbedder",
     "CGCNNEnsembleRegressor",
     "CGCNNRegressor",
+    "ConformalRegressor",
     "ModelFileError",
+    "cross_fold_intervals",
     "load",
 ]

@@ -15,6 +15,9 @@ Everything is written as it finishes, under ``<out>/<task>/<preset>/``::
     folds/fold<k>.json            MAE, RMSE, max error, wall time, epochs/s, the full settings
     predictions.csv               id (mb-<task>-<row>), fold, target, prediction, member std
     summary.csv, summary.md       ours per fold and mean, beside the published Matbench rows
+    coverage.csv, intervals.csv   calibrated 68 % / 95 % intervals: coverage and width per
+                                  fold and overall, and each structure's bounds
+    calibration.png               their coverage beside the raw member spread's
 
 A rerun skips finished members and folds, so an interrupted run resumes where it stopped; a
 finished fold can gain members later by raising ``n_members``. The member being fitted is
@@ -51,15 +54,19 @@ from ..graph._featurizer import CrystalGraphFeaturizer
 from ..nn._model import CGCNN
 from ..pretrained import PretrainedInit
 from ..recipes import RECIPES, Recipe
+from ._coverage import INTERVAL_LEVELS, interval_coverage, write_interval_report
 from ._interrupt import RunInterrupted, watch_sigint
 
 __all__ = [
+    "INTERVAL_LEVELS",
     "MATBENCH_PRESETS",
     "MATBENCH_TASKS",
     "PUBLISHED",
     "calibration",
+    "interval_coverage",
     "matbench_ids",
     "run_matbench",
+    "summarize_matbench",
 ]
 
 #: The tasks with committed runs and published figures (their meaning and unit:
@@ -96,7 +103,7 @@ def matbench_ids(task: str, n: int) -> list[str]:
 
     Examples
     --------
-    >>> from cgcnn_sk.matbench import matbench_ids
+    >>> from cgcnn_sk.workflows.matbench import matbench_ids
     >>> matbench_ids("jdft2d", 636)[:2], matbench_ids("dielectric", 4764)[-1]
     (['mb-jdft2d-001', 'mb-jdft2d-002'], 'mb-dielectric-4764')
     """
@@ -301,7 +308,7 @@ def run_matbench(
 
     Examples
     --------
-    >>> from cgcnn_sk.matbench import run_matbench
+    >>> from cgcnn_sk.workflows.matbench import run_matbench
     >>> table = run_matbench("jdft2d", preset="tiny", folds=[0], out="/tmp/mb",
     ...                      progress=False)  # doctest: +SKIP
     >>> table[["fold", "mae"]]  # doctest: +SKIP
@@ -445,7 +452,7 @@ def calibration(y_true, y_pred, y_std) -> dict[str, float]:
 
     Examples
     --------
-    >>> from cgcnn_sk.matbench import calibration
+    >>> from cgcnn_sk.workflows.matbench import calibration
     >>> calibration([0.0, 0.0, 0.0, 0.0], [0.5, -1.5, 3.0, 0.1], [1.0, 1.0, 1.0, 1.0])
     {'within_1_std': 0.5, 'within_2_std': 0.75, 'spearman_abs_error_std': nan}
     """
@@ -459,24 +466,33 @@ def calibration(y_true, y_pred, y_std) -> dict[str, float]:
             "spearman_abs_error_std": float(rho)}
 
 
-def _calibration_figure(preds: pd.DataFrame, path: Path, title: str) -> None:
-    import matplotlib
+def summarize_matbench(
+    task: str, *, preset: str = "recipe", out: str | os.PathLike = "matbench_results"
+) -> pd.DataFrame:
+    """Rewrite the summaries of ``<out>/<task>/<preset>/`` from its fold files; fit nothing.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from scipy.stats import norm
+    ``predictions.csv``, ``summary.csv``, ``summary.md``, ``coverage.csv``, ``intervals.csv``
+    and ``calibration.png`` are recomputed from ``folds/fold<k>.json`` and
+    ``folds/fold<k>_predictions.csv`` as :func:`run_matbench` left them.
 
-    z = np.linspace(0, 3, 61)
-    err = (preds["prediction"] - preds["target"]).abs().to_numpy()
-    std = preds["member_std"].to_numpy()
-    fig, ax = plt.subplots(figsize=(4.2, 4))
-    ax.plot(2 * norm.cdf(z) - 1, [np.mean(err <= k * std) for k in z], label="ensemble")
-    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="calibrated")
-    ax.set(xlabel="expected fraction within z std", ylabel="observed fraction", title=title)
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    Returns
+    -------
+    DataFrame
+        One row per finished fold, as :func:`run_matbench` returns it.
+
+    Examples
+    --------
+    >>> from cgcnn_sk.workflows.matbench import summarize_matbench
+    >>> table = summarize_matbench("jdft2d", preset="long",
+    ...                            out="benchmarks/results/matbench")  # doctest: +SKIP
+    """
+    if task not in MATBENCH_TASKS:
+        raise ValueError(f"task={task!r} is not one of {sorted(MATBENCH_TASKS)}")
+    root = Path(out) / task / preset
+    if not sorted((root / "folds").glob("fold[0-4].json")):
+        raise FileNotFoundError(f"{root / 'folds'} holds no finished fold (fold<k>.json): "
+                                "nothing to summarize; run_matbench writes them")
+    return _summarize(task, root)
 
 
 def _summarize(task: str, root: Path) -> pd.DataFrame:
@@ -507,10 +523,10 @@ def _summarize(task: str, root: Path) -> pd.DataFrame:
         lines.append("Partial: folds or members are missing; the mean is over what is done.")
     if preds["member_std"].gt(0).any():
         cal = calibration(preds["target"], preds["prediction"], preds["member_std"])
-        _calibration_figure(preds, root / "calibration.png", f"{task}: member spread")
         lines += ["", "Uncertainty (the members' standard deviation, test rows of the finished "
                   "folds): {within_1_std:.3f} of the targets within 1 std (0.683 if "
                   "calibrated), {within_2_std:.3f} within 2 std (0.954); Spearman rho of "
                   "|error| and std {spearman_abs_error_std:.3f}; `calibration.png`.".format(**cal)]
+        lines += write_interval_report(task, preds, root)
     _write_atomic(root / "summary.md", "\n".join(lines) + "\n")
     return table
