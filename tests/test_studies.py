@@ -1,22 +1,27 @@
-"""Tests of the studies: the tidy table, shared folds and featurization, reproducibility."""
+"""Tests of the studies: the factorial design, the fits it runs, the tidy table, reproducibility."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sklearn.model_selection import GridSearchCV, KFold
 
 from cgcnn_sk import CGCNNRegressor, CrystalGraph, CrystalGraphFeaturizer
 from cgcnn_sk.baselines import make_rf_baseline
+from cgcnn_sk.recipes import get_recipe
+from cgcnn_sk.workflows.matbench import MATBENCH_PRESETS
 from cgcnn_sk.workflows.studies import (
+    FACTORS,
     PRESETS,
+    QUESTIONS,
     STUDIES,
     TIDY_COLUMNS,
     StudyResult,
+    design_settings,
     make_cgcnn_pipeline,
     run_study,
 )
@@ -28,10 +33,7 @@ TINY = {  # a network small enough that 2 epochs on 20 crystals take a fraction 
     "cgcnn__module__n_conv": 1,
     "cgcnn__batch_size": 8,
 }
-GRIDS = {
-    "neighbours": {"graph__max_num_nbr": [2, 12, 16]},
-    "pooling": {"cgcnn__module__pooling": ["mean", "max"]},
-}
+ALL4 = ["max_num_nbr", "activation", "batchnorm", "pooling"]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ def result(small):
         mp.setattr(CrystalGraphFeaturizer, "transform", spy)
         res = run_study(
             structures, y, ["neighbours", "pooling", "baseline"], cv=2, params=TINY,
-            grids=GRIDS, baseline=make_rf_baseline(n_estimators=10, random_state=0),
+            repeats=2, baseline=make_rf_baseline(n_estimators=10, random_state=0),
             ids=[s.composition.reduced_formula for s in structures],
             meta={"unit": "A^3/atom"},
         )
@@ -63,226 +65,196 @@ def result(small):
     return res
 
 
-def test_tidy_table_one_row_per_setting_and_fold(result):
+# --------------------------------------------------------------------------- the design
+def _signs(settings, factors):
+    return np.array([[1 if s[FACTORS[f][0]] == FACTORS[f][2] else -1 for f in factors]
+                     for s in settings])
+
+
+def test_half_fraction_is_resolution_iv():
+    settings = design_settings(ALL4, "half")
+    signs = _signs(settings, ALL4)
+    assert len(settings) == 8 and len({json.dumps(s) for s in settings}) == 8
+    assert (signs.prod(axis=1) == 1).all()  # defining relation I = ABCD
+    assert (signs[0] == 1).all()  # the recipe's setting comes first
+    # every main effect is balanced and orthogonal to every two-factor interaction
+    assert (signs.sum(axis=0) == 0).all()
+    for i, (j, k) in itertools.product(range(4), itertools.combinations(range(4), 2)):
+        assert signs[:, i] @ (signs[:, j] * signs[:, k]) == 0, (i, j, k)
+    # but two-factor interactions are aliased in pairs: activation x batchnorm = M x pooling
+    assert (signs[:, 1] * signs[:, 2] == signs[:, 0] * signs[:, 3]).all()
+
+
+def test_full_design_and_small_fractions():
+    full = design_settings(ALL4, "full")
+    assert len(full) == 16 and len({json.dumps(s) for s in full}) == 16
+    # a half fraction of fewer than four factors would alias main effects: the full design
+    assert design_settings(["pooling", "batchnorm", "activation"], "half") == \
+        design_settings(["pooling", "batchnorm", "activation"], "full")
+    assert design_settings(["pooling"]) == [{"cgcnn__module__pooling": "mean"},
+                                            {"cgcnn__module__pooling": "max"}]
+
+
+def test_design_levels_can_be_replaced_and_are_checked():
+    s = design_settings(["max_num_nbr"], levels={"max_num_nbr": ("graph__max_num_nbr", 8, 16)})
+    assert s == [{"graph__max_num_nbr": 16}, {"graph__max_num_nbr": 8}]
+    with pytest.raises(ValueError, match=r"unknown factor\(s\) \['depth'\]"):
+        design_settings(["depth"])
+    with pytest.raises(ValueError, match="fraction must be 'full' or 'half', got 'third'"):
+        design_settings(ALL4, "third")
+
+
+# --------------------------------------------------------------------------- the fits
+def test_tidy_table_one_row_per_fit(result, small):
     t = result.table
     assert list(t.columns) == TIDY_COLUMNS
-    # neighbours 3 settings + pooling 2 settings + baseline (default CGCNN + RF), 2 folds each
-    assert len(t) == (3 + 2 + 2) * 2
-    counts = t.groupby(["study", "model"]).size().to_dict()
-    assert counts == {("neighbours", "cgcnn"): 6, ("pooling", "cgcnn"): 4,
-                      ("baseline", "cgcnn"): 2, ("baseline", "rf"): 2}
-    assert set(t["fold"]) == {0, 1}
-    assert (t["n_train"] + t["n_test"] == 20).all()
-    nb = t[t["study"] == "neighbours"]
-    assert list(nb["setting"].unique()) == ["max_num_nbr=2", "max_num_nbr=12", "max_num_nbr=16"]
-    assert list(nb["max_num_nbr"].unique()) == [2, 12, 16]
-    assert json.loads(nb["params"].iloc[0]) == {"graph__max_num_nbr": 2}
-    cg = t[t["model"] == "cgcnn"]
-    assert (cg["epochs"] == 2).all() and (cg["max_epochs"] == 2).all()
-    assert (cg["n_conv"] == 1).all() and (cg["atom_fea_len"] == 8).all()
-    assert (cg["criterion"] == "L1Loss").all()  # the preset recipe's loss
-    assert t[t["model"] == "rf"]["epochs"].isna().all()
-    assert (t["status"] == "ok").all() and (t["error"] == "").all()
+    design = t[t["study"] == "factorial"]
+    assert len(design) == 4 * 2  # 2^2 settings (M x pooling) x 2 folds
+    assert set(design["max_num_nbr"]) == {4, 12} and set(design["pooling"]) == {"mean", "max"}
+    base = t[t["study"] == "baseline"]
+    # repeat 0's CGCNN is the design's recipe setting, not fitted twice
+    assert len(base[base["model"] == "cgcnn"]) == 2 and set(base.loc[
+        base["model"] == "cgcnn", "repeat"]) == {1}
+    assert len(base[base["model"] == "rf"]) == 4 and set(base["repeat"]) == {0, 1}
+    assert (t["status"] == "ok").all() and (t["n_train"] + t["n_test"] == len(small[0])).all()
+    assert (t.loc[t["model"] == "cgcnn", "epochs"] == 2).all()
+
+
+def test_repeats_use_other_folds(result):
+    t = result.table[result.table["model"] == "rf"]
+    tests = {r: set(map(frozenset, result.predictions.query(
+        "model == 'rf' and repeat == @r").groupby("fold")["index"].apply(list)))
+        for r in (0, 1)}
+    assert tests[0] != tests[1] and len(t) == 4
 
 
 def test_test_mae_matches_out_of_fold_predictions(result, small):
-    _, y = small
     p = result.predictions
-    assert len(p) == len(result.table) // 2 * 20  # every structure once per setting
-    for (study, model, setting, fold), g in p.groupby(["study", "model", "setting", "fold"]):
-        np.testing.assert_allclose(g["y_true"], y[g["index"]])
-        row = result.table[(result.table["study"] == study) & (result.table["model"] == model)
-                           & (result.table["setting"] == setting)
-                           & (result.table["fold"] == fold)]
-        assert row["test_mae"].item() == pytest.approx(np.mean(np.abs(g["y_pred"] - g["y_true"])))
-    assert p["id"].iloc[0] in {"NaCl", "KBr", "MgO", "LiF", "CaS", "CsCl", "CsI", "TlBr", "GaAs",
-                               "ZnS", "InP", "Si", "Cu", "Al", "Ni", "Fe", "W", "SrTiO3",
-                               "BaTiO3", "CaZrO3"}
+    keys = ["study", "model", "setting", "repeat", "fold"]
+    for key, g in p.groupby(keys):
+        row = result.table[(result.table[keys] == pd.Series(key, index=keys)).all(axis=1)]
+        assert len(row) == 1
+        np.testing.assert_allclose(np.mean(np.abs(g["y_true"] - g["y_pred"])),
+                                   row["test_mae"].iloc[0], rtol=1e-6)
+        np.testing.assert_allclose(g["y_true"], small[1][g["index"]])
 
 
 def test_histories_have_one_row_per_epoch(result):
     h = result.histories
-    cg = result.table[result.table["model"] == "cgcnn"]
-    assert len(h) == int(cg["epochs"].sum())
-    assert h["train_loss"].notna().all() and h["valid_loss"].notna().all()
     assert set(h["epoch"]) == {1, 2}
+    assert len(h) == 2 * (result.table["model"] == "cgcnn").sum()
+    assert h["train_loss"].notna().all()
 
 
 def test_structures_are_featurized_once_and_graphs_are_passed(result):
-    # one transform of the 20 structures (at the largest M of the run); every fit and
-    # predict after it received graphs, which the pipeline's featurizer re-cuts
-    inputs = result.meta["transform_inputs"]
-    assert inputs[0] is False
-    assert len(inputs) > 20 and all(inputs[1:])
-    assert result.meta["featurize_widest"] == {"max_num_nbr": 16, "radius": 8.0}
+    calls = result.meta["transform_inputs"]
+    assert calls[0] is False  # the one neighbour search, on the structures
+    assert all(calls[1:]) and len(calls) > 1  # every fit re-cut the graphs
+    assert set(result.meta["neighbour_shells"]) == {"4", "12"}
+    assert result.meta["neighbour_shells"]["4"] < result.meta["neighbour_shells"]["12"]
 
 
-def test_shared_setting_is_fitted_once(result):
-    t = result.table
-    m12 = t[(t["study"] == "neighbours") & (t["setting"] == "max_num_nbr=12")]
-    mean = t[(t["study"] == "pooling") & (t["setting"] == "pooling=mean")]
-    # the same pipeline parameters on the same folds: rows reused, not refitted
-    np.testing.assert_array_equal(m12["test_mae"], mean["test_mae"])
-    np.testing.assert_array_equal(m12["fit_time"], mean["fit_time"])
+def test_every_setting_shares_the_seed_and_the_folds(result):
+    """Common random numbers: settings differ only in the factor values."""
+    t = result.table[result.table["study"] == "factorial"]
+    assert t.groupby("fold")["n_train"].nunique().eq(1).all()
+    pipe = make_cgcnn_pipeline("quick", 0)
+    assert pipe.get_params()["cgcnn__random_state"] == 0
 
 
-def test_baseline_scores_the_fixed_default_not_the_best_of_the_test_folds(result):
-    t = result.table
-    base = t[(t["study"] == "baseline") & (t["model"] == "cgcnn")]
-    assert set(base["setting"]) == {"preset default"}
-    # the base pipeline (M=12, mean pooling) is what it scores, whatever setting won a sweep
-    src = t[(t["study"] == "neighbours") & (t["setting"] == "max_num_nbr=12")]
-    np.testing.assert_array_equal(base["test_mae"], src["test_mae"])
-    rf = t[(t["study"] == "baseline") & (t["model"] == "rf")]
-    assert set(rf["setting"]) == {"RF magpie+scm"}
-    assert result.meta["baseline_cgcnn"] == "default"
-    assert "the preset's fixed default" in result.conclusions()["baseline"]
+def test_effects_and_conclusions_answer_every_question(result):
+    e = result.effects()
+    assert list(e["term"]) == ["max_num_nbr", "pooling"]
+    assert set(e["verdict"]) <= {"+", "-", "equivalent", "undecided"}
+    text = result.conclusions()
+    assert set(text) == {"neighbours", "pooling", "baseline"}
+    assert "Median distance of the M-th nearest neighbour" in text["neighbours"]
+    assert "2 repeat(s) of 2-fold CV" in text["baseline"]
 
 
-def test_nested_baseline_chooses_on_the_outer_training_rows_only(small):
+def test_seed_only_difference_is_never_called_better(small):
+    """Two settings that differ only in their seed: no 'better' verdict, for three seed pairs."""
     structures, y = small
-    grid = {"cgcnn__module__pooling": ["mean", "max"]}
-    res = run_study(structures, y, ["pooling", "baseline"], cv=2, params=TINY,
-                    grids={"pooling": grid}, baseline_cgcnn="nested", inner_cv=2,
-                    baseline=make_rf_baseline(n_estimators=10, random_state=0))
-    t = res.table
-    nested = t[(t["study"] == "baseline") & (t["model"] == "cgcnn")]
-    assert set(nested["setting"]) == {"nested CV over 2 settings"}
-    # each outer fold records the setting its inner CV chose; redo fold 0's by hand
-    train = KFold(2, shuffle=True, random_state=0).split(np.zeros(20)).__next__()[0]
-    graphs = CrystalGraphFeaturizer(max_num_nbr=12).fit_transform(structures)
-    by_hand = GridSearchCV(make_cgcnn_pipeline("quick", 0, **TINY), grid,
-                           cv=KFold(2, shuffle=True, random_state=0),
-                           scoring="neg_mean_absolute_error").fit(graphs[train], y[train])
-    assert json.loads(nested["params"].iloc[0]) == by_hand.best_params_
-    assert "(nested CV)" in res.conclusions()["baseline"]
-
-
-def test_grid_over_classes_is_not_merged(small):
-    # criterion and optimizer values are classes: each must be its own setting, fitted apart
-    structures, y = small
-    grid = [{"cgcnn__criterion": [torch.nn.MSELoss, torch.nn.L1Loss]},
-            {"cgcnn__optimizer": [torch.optim.SGD]}]
-    res = run_study(structures, y, "hyperparameters", cv=2, params=TINY,
-                    grids={"hyperparameters": grid})
-    t = res.table
-    assert list(t["setting"].unique()) == [
-        "criterion=MSELoss", "criterion=L1Loss", "optimizer=SGD"]
-    assert list(t["criterion"]) == ["MSELoss"] * 2 + ["L1Loss"] * 4
-    assert json.loads(t["params"].iloc[2]) == {"cgcnn__criterion": "L1Loss"}
-    maes = t["test_mae"].to_numpy().reshape(3, 2)
-    assert not np.array_equal(maes[0], maes[1]) and not np.array_equal(maes[0], maes[2])
-    assert res.best("hyperparameters")["cgcnn__criterion"] in (torch.nn.MSELoss, torch.nn.L1Loss)
-
-
-def test_custom_grid_over_another_parameter_is_not_merged(small):
-    structures, y = small
-    res = run_study(structures, y, "hyperparameters", cv=2, params=TINY,
-                    grids={"hyperparameters": {"cgcnn__module__dropout": [0.0, 0.5]}})
-    t = res.table
-    assert list(t["setting"].unique()) == ["dropout=0.0", "dropout=0.5"]
-    assert json.loads(t["params"].iloc[-1]) == {"cgcnn__module__dropout": 0.5}
-    assert not np.array_equal(t["test_mae"].iloc[:2], t["test_mae"].iloc[2:])
-
-
-def _fail_when(monkeypatch, method, condition, result=None):
-    original = getattr(CGCNNRegressor, method)
-
-    def patched(self, *args, **kwargs):
-        if condition(self):
-            if result is None:
-                raise FloatingPointError("epoch 3: train_loss is nan; try a lower lr")
-            return result(args[0])
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(CGCNNRegressor, method, patched)
+    for a, b in [(1, 2), (3, 4), (5, 6)]:
+        res = run_study(structures, y, "pooling", cv=4, params=TINY, n_jobs=1,
+                        levels={"pooling": ("cgcnn__random_state", a, b)})
+        assert set(res.table["setting"]) == {f"random_state={a}", f"random_state={b}"}
+        assert res.effects()["verdict"].iloc[0] in ("undecided", "equivalent"), res.effects()
 
 
 @pytest.mark.parametrize("how", ["fit raises", "predict gives NaN"])
-def test_failed_candidate_is_reported_not_scored(small, monkeypatch, how, tmp_path):
-    # the failing setting is a sane lr: its fit does not diverge by itself
+def test_failed_setting_is_reported_not_scored(small, monkeypatch, how, tmp_path):
     structures, y = small
-    if how == "fit raises":
-        _fail_when(monkeypatch, "fit", lambda net: net.lr < 2e-3)
-        reason = "FloatingPointError: epoch 3: train_loss is nan; try a lower lr"
-    else:
-        _fail_when(monkeypatch, "predict", lambda net: net.lr < 2e-3,
-                   lambda X: np.full(len(X), np.nan))
-        reason = "ValueError: Input contains NaN."
-    res = run_study(structures, y, "hyperparameters", cv=2, params=TINY,
-                    grids={"hyperparameters": {"cgcnn__lr": [3e-3, 1e-3]}})
+    original = getattr(CGCNNRegressor, "fit" if how == "fit raises" else "predict")
+
+    def patched(self, *args, **kwargs):
+        if self.module__pooling == "max":
+            if how == "fit raises":
+                raise FloatingPointError("epoch 3: train_loss is nan; try a lower lr")
+            return np.full(len(args[0]), np.nan)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(CGCNNRegressor, "fit" if how == "fit raises" else "predict", patched)
+    reason = ("FloatingPointError: epoch 3: train_loss is nan; try a lower lr"
+              if how == "fit raises" else "ValueError: Input contains NaN.")
+    res = run_study(structures, y, "pooling", cv=2, params=TINY, n_jobs=1)
     t = res.table
-    bad = t[t["setting"] == "lr=0.001"]
-    assert list(bad["status"]) == ["failed", "failed"]
-    assert bad["test_mae"].isna().all()
+    bad = t[t["pooling"] == "max"]
+    assert list(bad["status"]) == ["failed", "failed"] and bad["test_mae"].isna().all()
     assert (bad["error"] == reason).all(), bad["error"].iloc[0]
-    assert (t.loc[t["setting"] == "lr=0.003", "status"] == "ok").all()
-    assert set(res.predictions["setting"]) == {"lr=0.003"}  # no NaN predictions kept
-    text = res.conclusions()["hyperparameters"]
-    assert text.startswith("lr=0.003 is best")
-    assert text.endswith(f"Not scored: lr=0.001 failed on 2 fold(s) ({reason}).")
-    assert "lr=0.001 failed on 2 fold(s)" in res.write_report(tmp_path, ["md"])["md"].read_text()
+    assert set(res.predictions["setting"]) == {"pooling=mean"}  # no NaN predictions kept
+    assert not res.failed()
+    text = res.conclusions()["pooling"]
+    assert text.endswith(f"Not scored: pooling=max failed on 2 fit(s) ({reason}).")
+    assert "pooling=max failed on 2 fit(s)" in res.write_report(tmp_path, ["md"])["md"].read_text()
 
 
-def test_one_failed_fold_keeps_the_others(small, monkeypatch):
+def test_every_fit_failing_is_a_failed_run(small, monkeypatch):
     structures, y = small
-    calls = []
-    original = CGCNNRegressor.fit
 
-    def second_fit_fails(self, X, y=None, **kw):
-        calls.append(1)
-        if len(calls) == 2:
-            raise RuntimeError("out of memory")
-        return original(self, X, y, **kw)
+    def boom(self, *a, **k):
+        raise ValueError("lr must be a float, got 'fast'")
 
-    monkeypatch.setattr(CGCNNRegressor, "fit", second_fit_fails)
-    res = run_study(structures, y, "pooling", cv=2, params=TINY,
-                    grids={"pooling": {"cgcnn__module__pooling": ["mean"]}})
-    t = res.table
-    assert list(t["status"]) == ["ok", "failed"]
-    assert list(t["error"]) == ["", "RuntimeError: out of memory"]
-    assert np.isfinite(t["test_mae"].iloc[0]) and list(res.predictions["fold"].unique()) == [0]
-
-
-def test_best_params_build_a_pipeline(result):
-    best = result.best("pooling")
-    summary = result.summary().query("study == 'pooling'").sort_values("mae_mean")
-    assert best == {"cgcnn__module__pooling": summary["setting"].iloc[0].split("=")[1]}
-    pipe = make_cgcnn_pipeline("quick", 0, **best)
-    assert pipe.get_params()["cgcnn__module__pooling"] == best["cgcnn__module__pooling"]
+    monkeypatch.setattr(CGCNNRegressor, "fit", boom)
+    res = run_study(structures, y, "pooling", cv=2, params=TINY, n_jobs=1)
+    assert res.failed()
+    assert set(res.table["error"]) == {"ValueError: lr must be a float, got 'fast'"}
 
 
 def test_same_random_state_same_table(result, small):
     structures, y = small
-    again = run_study(structures, y, "pooling", cv=2, params=TINY, grids=GRIDS)
-    first = result.table[result.table["study"] == "pooling"].reset_index(drop=True)
+    again = run_study(structures, y, ["neighbours", "pooling"], cv=2, params=TINY)
+    first = result.table[result.table["study"] == "factorial"].reset_index(drop=True)
     cols = ["setting", "fold", "n_train", "test_mae", "test_rmse", "epochs"]
     pd.testing.assert_frame_equal(again.table[cols], first[cols])
 
 
 def test_write_report_and_load_round_trip(result, tmp_path):
-    paths = result.write_report(tmp_path, formats=["md"])
-    assert {"csv", "md", "meta", "study_neighbours", "study_pooling", "study_baseline",
-            "parity", "loss_neighbours"} <= set(paths)
+    paths = result.write_report(tmp_path, formats=["md", "html"])
+    assert {"csv", "md", "html", "meta", "effects", "loss", "baseline", "parity"} <= set(paths)
     md = paths["md"].read_text()
-    assert md.count("**Conclusion.**") == 3
-    assert "The neighbour search of all structures ran once (M=16)" in md
+    # the answers first, the run's facts last
+    assert md.index("| question | verdict |") < md.index("## Run facts")
+    assert md.startswith("# What the study found")
+    assert "params: {}" not in md and "featurize_widest" not in md
     back = StudyResult.load(tmp_path)
     np.testing.assert_allclose(back.table["test_mae"], result.table["test_mae"])
     assert list(back.table["error"]) == list(result.table["error"])
     assert back.meta["unit"] == "A^3/atom" and back.meta["cv"] == 2
     assert len(back.histories) == len(result.histories)
+    assert back.conclusions() == result.conclusions()
 
 
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"study": "poolng"}, r"unknown study 'poolng'; choose from 'all', 'hyperparameters'"),
+        ({"study": "poolng"}, r"unknown study 'poolng'; choose from 'all', 'neighbours'"),
         ({"study": []}, "no study given"),
         ({"preset": "huge"}, r"unknown preset 'huge'; choose from \['full', 'quick'\]"),
         ({"cv": 1}, "cv must be at least 2 folds, got 1"),
         ({"cv": 50}, "cv=50 folds but only 20 structures"),
-        ({"grids": {"baseline": {}}}, "grids: unknown study 'baseline'"),
+        ({"repeats": 0}, "repeats must be at least 1, got 0"),
+        ({"rope": 1.5}, r"rope is a fraction of the MAE in \[0, 1\), got 1.5"),
         ({"baseline_cgcnn": "best"}, "baseline_cgcnn must be 'default' or 'nested', got 'best'"),
     ],
 )
@@ -303,20 +275,36 @@ def test_non_numeric_target_is_named(small):
         run_study(structures, y[:19], "pooling")
 
 
-def test_presets_cover_every_sweep():
+# --------------------------------------------------------------------------- one recipe
+def test_presets_take_their_network_from_the_recipe_registry():
+    assert set(QUESTIONS) == set(STUDIES) - {"baseline"}
     for name, spec in PRESETS.items():
-        assert set(spec["grids"]) == set(STUDIES) - {"baseline"}, name
-        assert spec["cv"] >= 2
-    quick = PRESETS["quick"]["grids"]
-    assert quick["hyperparameters"][0] == {
-        "cgcnn__criterion": [torch.nn.MSELoss, torch.nn.L1Loss, torch.nn.HuberLoss]}
-    assert quick["pooling"] == [{"cgcnn__module__pooling": ["mean", "max"]}]
-    assert quick["activation_batchnorm"][0]["cgcnn__module__batchnorm"] == [True, False]
+        recipe = get_recipe(spec["recipe"])
+        params = make_cgcnn_pipeline(name).get_params()
+        for key, value in recipe.pipeline_params().items():
+            assert params[key] == value, (name, key)
+    # the quick preset's cheaper fit is the registry's "study" recipe, the full one the default
+    assert make_cgcnn_pipeline("quick").get_params()["cgcnn__max_epochs"] == 60
+    assert make_cgcnn_pipeline("full").get_params()["cgcnn__max_epochs"] == 300
+    # the Matbench presets read the same registry
+    assert MATBENCH_PRESETS["defaults"] is get_recipe("default")
+    assert MATBENCH_PRESETS["long"].cgcnn["max_epochs"] == 600
 
 
-def test_quick_preset_trains_the_recipe_whatever_the_estimator_defaults():
-    # set explicitly, so a change of CGCNNRegressor's defaults does not change the study
-    params = make_cgcnn_pipeline("quick").get_params()
-    assert params["cgcnn__criterion"] is torch.nn.L1Loss
-    assert (params["cgcnn__max_epochs"], params["cgcnn__patience"]) == (300, 60)
-    assert (params["cgcnn__module__atom_fea_len"], params["cgcnn__module__n_conv"]) == (64, 3)
+def test_default_estimator_is_the_default_recipe():
+    """CGCNNRegressor() and CrystalGraphFeaturizer() train what the "default" recipe names."""
+    recipe = get_recipe("default")
+    net, feat = CGCNNRegressor(), CrystalGraphFeaturizer()
+    net_params = net.get_params()
+    import inspect
+
+    from cgcnn_sk import CGCNN
+
+    module_defaults = {f"module__{k}": p.default
+                       for k, p in inspect.signature(CGCNN).parameters.items()
+                       if p.default is not inspect.Parameter.empty}
+    for key, value in recipe.cgcnn.items():
+        assert net_params.get(key, module_defaults.get(key)) == value, key
+    for key, value in recipe.featurizer.items():
+        assert feat.get_params()[key] == value, key
+    assert recipe.cgcnn["criterion"] is torch.nn.L1Loss

@@ -14,7 +14,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .statistics import _describe_level, baseline_comparison, check_table, effects, fmt
+from .statistics import (
+    _describe_level,
+    baseline_comparison,
+    check_table,
+    effects,
+    factor_levels,
+    fmt,
+)
 
 __all__ = [
     "STUDY_TITLES",
@@ -42,7 +49,7 @@ def _design(table: pd.DataFrame, meta: Mapping) -> pd.DataFrame:
                  & table["test_mae"].notna()]
     if rows.empty:
         raise ValueError("the tidy table has no scored fit of the design")
-    return rows.assign(**{f: rows[f].map(_describe_level) for f in meta.get("factors", {})})
+    return factor_levels(rows, meta)
 
 
 def _mae_label(unit: str | None) -> str:
@@ -64,7 +71,8 @@ def plot_effects(table: pd.DataFrame, meta: Mapping, unit: str | None = None) ->
     rows = rows.assign(repeat=rows["repeat"].fillna(0) if "repeat" in rows else 0)
     for ax, f in zip(axes, factors, strict=True):
         lo, hi = (_describe_level(v) for v in meta["factors"][f])
-        cell = rows.groupby(["repeat", "fold", f])["test_mae"].mean().unstack(f)[[lo, hi]]
+        cell = rows.groupby(["repeat", "fold", f])["test_mae"].mean().unstack(f)
+        cell = cell.reindex(columns=[lo, hi])
         for _, r in cell.iterrows():
             ax.plot([0, 1], r.to_numpy(float), color="0.7", lw=1, marker="o", ms=3)
         ax.plot([0, 1], cell.mean().to_numpy(float), color="k", lw=2.2, marker="o",
@@ -109,24 +117,27 @@ def plot_interaction(
 
 
 def plot_loss_curves(
-    histories: pd.DataFrame, meta: Mapping, *, loss_label: str = LOSS_LABEL
+    histories: pd.DataFrame, table: pd.DataFrame, meta: Mapping, *,
+    loss_label: str = LOSS_LABEL
 ) -> Figure:
-    """Training loss against epoch for each level of each factor, mean over settings and folds."""
+    """Training loss against epoch for each level of each factor, mean over settings and folds.
+
+    ``table`` (the tidy table) says which setting has which level of each factor.
+    """
     from matplotlib.lines import Line2D
 
     hist = histories[(histories["study"] == "factorial") & histories["model"].eq("cgcnn")]
     if hist.empty or "train_loss" not in hist:
         raise ValueError("no loss history of the design")
     factors = list(meta["factors"])
-    settings = hist["setting"].drop_duplicates()
-    parsed = {s: dict(kv.split("=", 1) for kv in s.split(", ")) for s in settings}
+    levels = _design(table, meta).drop_duplicates("setting").set_index("setting")
     fig = Figure(figsize=(3.2 * len(factors) + 1.0, 3.6), layout="constrained")
     axes = fig.subplots(1, len(factors), sharey=True, squeeze=False)[0]
     curve = hist.groupby(["setting", "epoch"])["train_loss"].mean().unstack("epoch")
     for ax, f in zip(axes, factors, strict=True):
         lo, hi = (_describe_level(v) for v in meta["factors"][f])
         for level, color in ((lo, "tab:orange"), (hi, "tab:blue")):
-            keep = [s for s in curve.index if _describe_level(parsed[s].get(f)) == level]
+            keep = [s for s in curve.index if s in levels.index and levels.at[s, f] == level]
             if keep:
                 ax.plot(curve.columns, curve.loc[keep].mean().to_numpy(float), color=color,
                         lw=1.6)
@@ -267,7 +278,7 @@ def make_figures(
         if {"activation", "batchnorm"} <= set(meta["factors"]):
             figs["interaction"] = plot_interaction(table, meta, unit=unit)
         if histories is not None and not histories.empty and "train_loss" in histories:
-            figs["loss"] = plot_loss_curves(histories, meta, loss_label=loss_label)
+            figs["loss"] = plot_loss_curves(histories, table, meta, loss_label=loss_label)
     if baseline_comparison(table, meta) is not None:
         figs["baseline"] = plot_baseline(table, meta, unit)
     if predictions is not None and not predictions.empty:

@@ -322,7 +322,11 @@ def factorial_effects(
             sign = sign * _sign(ok[f], factors[f][1])
         ok["sign_"] = sign
         cell = ok.groupby(["repeat", "fold", "sign_"])["test_mae"].mean().unstack("sign_")
-        cell = cell.dropna()
+        cell = cell.reindex(columns=[-1.0, 1.0]).dropna()
+        if len(cell) < 2:  # one side failed everywhere: nothing to decide
+            rows.append({"term": " x ".join(term), "effect": np.nan, "rope": absolute,
+                         "verdict": "not scored", "contrasts": [], "n_folds": len(cell)})
+            continue
         contrasts = (cell[1.0] - cell[-1.0]).to_numpy(float)
         runs = cell.index.get_level_values("repeat").nunique()
         post = correlated_ttest(contrasts, runs=runs, rope=absolute)
@@ -410,7 +414,7 @@ def effects(table: pd.DataFrame, meta: Mapping) -> pd.DataFrame:
     rows = table[(table["study"] == "factorial") & (table["model"] == "cgcnn")]
     if not factors or rows.empty:
         return pd.DataFrame()
-    rows = rows.assign(**{f: rows[f].map(_describe_level) for f in factors})
+    rows = factor_levels(rows, meta)
     levels = {f: (_describe_level(lo), _describe_level(hi)) for f, (lo, hi) in factors.items()}
     out = []
     for q, terms in _questions().items():
@@ -419,6 +423,26 @@ def effects(table: pd.DataFrame, meta: Mapping) -> pd.DataFrame:
         e = factorial_effects(rows, levels, terms, rope=meta.get("rope", ROPE))
         out.append(e.assign(question=q))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def factor_levels(rows: pd.DataFrame, meta: Mapping) -> pd.DataFrame:
+    """``rows`` with one column per factor of ``meta["factors"]`` holding its level as text.
+
+    The level is read from the row's ``params`` (the setting it was fitted with) through
+    ``meta["factor_params"]`` (factor -> pipeline parameter), so factors whose levels were
+    replaced still read right; without them, from the factor's own column.
+    """
+    import json
+
+    params = meta.get("factor_params") or {}
+    out = {}
+    for f in meta.get("factors") or {}:
+        if f in params and "params" in rows:
+            out[f] = rows["params"].map(
+                lambda s, p=params[f]: _describe_level(json.loads(s).get(p)))
+        else:
+            out[f] = rows[f].map(_describe_level)
+    return rows.assign(**out)
 
 
 def _describe_level(v) -> str:
@@ -444,7 +468,8 @@ def baseline_comparison(table: pd.DataFrame, meta: Mapping) -> dict | None:
     cg = table[(table["study"] == "baseline") & (table["model"] == "cgcnn")]
     factors = meta.get("factors") or {}
     if not (cg.assign(r=cg.get("repeat", 0))["r"] == 0).any() and factors:
-        design = table[(table["study"] == "factorial") & (table["model"] == "cgcnn")]
+        design = factor_levels(
+            table[(table["study"] == "factorial") & (table["model"] == "cgcnn")], meta)
         for f, (_, hi) in factors.items():
             design = design[design[f].map(_describe_level) == _describe_level(hi)]
         cg = pd.concat([cg, design])
@@ -483,6 +508,8 @@ def _effect_sentence(e: Mapping, levels: Mapping, u: str) -> str:
         what = {"+": "the interaction is real (like levels do better together)",
                 "-": "the interaction is real (unlike levels do better together)"}
     v = e["verdict"]
+    if v == "not scored":
+        return f"{name}: not scored (fewer than 2 folds scored both sides)."
     if v in what:
         head = f"{what[v]}"
     elif v == "equivalent":

@@ -783,6 +783,7 @@ def run_study(
         "studies": names,
         "factors": {f: [_describe(table_levels[f][1]), _describe(table_levels[f][2])]
                     for f in factors},
+        "factor_params": {f: table_levels[f][0] for f in factors},
         "fraction": "half" if fraction == "half" and len(factors) >= 4 else "full",
         "n_settings": len(settings),
         "n_samples": len(X),
