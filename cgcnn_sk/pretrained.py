@@ -458,15 +458,8 @@ class ReferencePadding(TransformerMixin, BaseEstimator):
         -------
         graphs : CrystalGraphs
         """
-        if isinstance(X, CrystalGraph) or not isinstance(X, CrystalGraphs | list | tuple):
-            raise TypeError(
-                "ReferencePadding expects CrystalGraphs or a list of CrystalGraph (the output "
-                f"of CrystalGraphFeaturizer), got {type(X).__name__}"
-            )
         out = []
-        for pos, g in enumerate(X):
-            if not isinstance(g, CrystalGraph):
-                raise TypeError(f"X[{pos}] is a {type(g).__name__}, not a CrystalGraph")
+        for g in CrystalGraphs.checked(X, type(self).__name__, compatible=False):
             pad = g.nbr_index < 0
             if not pad.any():
                 out.append(g)

@@ -29,7 +29,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
 from numbers import Integral, Real
 
 import numpy as np
@@ -48,7 +47,7 @@ from skorch.dataset import ValidSplit
 from skorch.utils import is_dataset
 
 from ..graph._collate import GraphBatch, GraphDataset, collate_fn
-from ..graph._crystal import CrystalGraph
+from ..graph._crystal import CrystalGraphs
 from ._callbacks import _CosineLR, _FiniteLoss, _mae, _Resume
 from ._persistence import _SavedState
 from ._readout import crystal_embedding
@@ -56,29 +55,6 @@ from ._readout import crystal_embedding
 
 def _silent(*args, **kwargs) -> None:
     """A sink that prints nothing (picklable, unlike a lambda)."""
-
-
-def _check_graphs(X, who: str) -> Sequence[CrystalGraph]:
-    """X must be CrystalGraphs or a sequence of CrystalGraph; name the first bad item."""
-    if isinstance(X, CrystalGraph):
-        raise TypeError(f"{who} expects a sequence of CrystalGraph, got a single CrystalGraph")
-    if isinstance(X, (str, bytes)) or not isinstance(X, (Sequence, np.ndarray)):
-        raise TypeError(
-            f"{who} expects CrystalGraphs or a list of CrystalGraph, got {type(X).__name__}; "
-            f"put a CrystalGraphFeaturizer before {who}"
-        )
-    if isinstance(X, np.ndarray):
-        X = list(X.ravel())
-    if len(X) == 0:
-        raise ValueError(f"{who} got 0 graphs")
-    for i, g in enumerate(X):
-        if not isinstance(g, CrystalGraph):
-            raise TypeError(
-                f"X[{i}] is a {type(g).__name__}, not a CrystalGraph: {who} takes crystal "
-                f"graphs; put a CrystalGraphFeaturizer before {who}, e.g. "
-                f"Pipeline([('graph', CrystalGraphFeaturizer()), ('cgcnn', {who}())])"
-            )
-    return X
 
 
 def _check_finite(y: np.ndarray) -> None:
@@ -90,42 +66,6 @@ def _check_finite(y: np.ndarray) -> None:
             f"Input y contains NaN or infinity: y[{i}] = {y[i].tolist()} ({int(bad.sum())} such "
             "rows); drop or fill them before fit"
         )
-
-
-def _graph_dims(graphs: Sequence[CrystalGraph]) -> tuple[int, int, tuple]:
-    """(n_atom_features, n_bond_features, gaussian) shared by all graphs, or a clear error."""
-    first = graphs[0]
-    gaussian = tuple(float(v) for v in first.gaussian)
-    width = first.n_atom_features
-    for i, g in enumerate(graphs):
-        if tuple(float(v) for v in g.gaussian) != gaussian or g.n_atom_features != width:
-            name = f" ({g.id!r})" if g.id is not None else ""
-            raise ValueError(
-                f"X[{i}]{name} has gaussian={tuple(g.gaussian)} and {g.n_atom_features} atom "
-                f"features, X[0] has gaussian={gaussian} and {width}: all graphs must come "
-                "from one featurizer"
-            )
-    return width, first.n_bond_features, gaussian
-
-
-def _globals_text(g: CrystalGraph) -> str:
-    if g.global_features is None:
-        return "no global features"
-    return f"{g.n_global} global features {list(g.global_names or ())}"
-
-
-def _global_dims(graphs: Sequence[CrystalGraph]) -> tuple[int, tuple[str, ...] | None]:
-    """(n_global, global feature names) shared by all graphs, or a clear error."""
-    first = graphs[0]
-    for i, g in enumerate(graphs):
-        if g.global_names != first.global_names or g.n_global != first.n_global:
-            name = f" ({g.id!r})" if g.id is not None else ""
-            raise ValueError(
-                f"X[{i}]{name} has {_globals_text(g)}, X[0] has {_globals_text(first)}: all "
-                "graphs must carry the same global feature columns"
-            )
-    return first.n_global, first.global_names
-
 
 
 @contextlib.contextmanager
@@ -293,7 +233,7 @@ class _CGCNNMixin(_SavedState):
     def get_dataset(self, X, y=None):
         if is_dataset(X):
             return X
-        return GraphDataset(_check_graphs(X, type(self).__name__), y)
+        return GraphDataset(CrystalGraphs.checked(X, type(self).__name__, compatible=False), y)
 
     def get_split_datasets(self, X, y=None, **fit_params):
         if isinstance(self.train_split, str):
@@ -373,10 +313,12 @@ class _CGCNNMixin(_SavedState):
         return dims
 
     # ---- fit / predict helpers ------------------------------------------------------------
-    def _validate_X(self, X, reset: bool) -> Sequence[CrystalGraph]:
-        graphs = _check_graphs(X, type(self).__name__)
-        width, n_bond, gaussian = _graph_dims(graphs)
-        n_global, names = _global_dims(graphs)
+    def _validate_X(self, X, reset: bool) -> CrystalGraphs:
+        graphs = CrystalGraphs.checked(X, type(self).__name__)
+        first = graphs[0]
+        width, n_bond = first.n_atom_features, first.n_bond_features
+        gaussian = tuple(float(v) for v in first.gaussian)
+        n_global, names = first.n_global, first.global_names
         if reset:
             self.n_atom_features_ = width
             self.n_bond_features_ = n_bond

@@ -437,8 +437,10 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
             For an empty input.
         """
         check_is_fitted(self)
-        if _is_graphs(X):
-            return self._recut(X)
+        if isinstance(X, CrystalGraphs) or (
+            isinstance(X, list | tuple) and X and isinstance(X[0], CrystalGraph)
+        ):
+            return self._recut(CrystalGraphs.checked(X, type(self).__name__, compatible=False))
         X, global_values, global_names = self._split_frame(X)
         structures, ids = coerce_structures(X)
         radius, m = float(self.radius), int(self.max_num_nbr)
@@ -669,8 +671,6 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         but pymatgen's search orders equidistant pairs differently at another radius, so
         among neighbours tied at the ``M``-th distance another may be kept.
         """
-        if len(graphs) == 0:
-            raise ValueError("empty input: no structures to featurize")
         radius, m = float(self.radius), int(self.max_num_nbr)
         gaussian = (float(self.dmin), float(self.step), radius)
         errors, out = [], []
@@ -800,8 +800,3 @@ def _numeric_column(column, name: str) -> np.ndarray:
         )
     return values
 
-
-def _is_graphs(X) -> bool:
-    if isinstance(X, CrystalGraphs):
-        return True
-    return isinstance(X, list | tuple) and bool(X) and all(isinstance(g, CrystalGraph) for g in X)
