@@ -5,8 +5,6 @@ from __future__ import annotations
 import gc
 import math
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from contextlib import contextmanager
 from numbers import Integral, Real
@@ -17,10 +15,11 @@ from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory
 
+from .._utils import ItemErrors, LRUCache
 from . import _crystal
 from ._atoms import CGCNN_SEGMENTS, MAX_Z, load_atom_table
 from ._crystal import CrystalGraph, CrystalGraphs, gaussian_centers
-from ._structures import coerce_structures
+from ._structures import coerce_structures, structure_key
 
 __all__ = ["CrystalGraphError", "CrystalGraphFeaturizer", "cache_info", "clear_cache"]
 
@@ -33,8 +32,8 @@ DEFAULT_CACHE_BYTES = 1 << 30
 SEARCH_BATCH = 256
 
 
-class CrystalGraphError(ValueError):
-    """Some input items could not be featurized.
+class CrystalGraphError(ItemErrors):
+    """Some input items could not be featurized (a ``ValueError``).
 
     Raised once per ``transform`` after every item has been tried; the good items are cached,
     so a rerun after fixing the bad ones only searches the fixed ones.
@@ -47,20 +46,7 @@ class CrystalGraphError(ValueError):
         Number of items in the input.
     """
 
-    def __init__(self, errors: list[tuple[int, str | None, str]], n_items: int):
-        self.errors = list(errors)
-        self.n_items = n_items
-        lines = [f"{len(errors)} of {n_items} structures could not be featurized:"]
-        shown = 25
-        for pos, ident, msg in errors[:shown]:
-            name = f" ({ident})" if ident is not None else ""
-            lines.append(f"  item {pos}{name}: {msg}")
-        if len(errors) > shown:
-            lines.append(f"  ... and {len(errors) - shown} more (see the .errors attribute)")
-        super().__init__("\n".join(lines))
-
-    def __reduce__(self):
-        return (type(self), (self.errors, self.n_items))
+    what = "structures could not be featurized"
 
 
 class _BadItem(ValueError):
@@ -72,73 +58,34 @@ class _BadItem(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
-class _NeighborCache:
-    """LRU map ``(structure content, radius) -> sorted neighbour lists``, bounded in bytes.
+def _usable(m: int):
+    """Whether a cache entry serves ``m`` neighbours: it holds as many, or all within the radius.
 
-    An entry holds the lists for the largest ``M`` searched so far; a smaller ``M`` is a
-    read-only slice of them. An entry in which every atom has padding holds all neighbours
-    within the radius, so it serves any larger ``M`` too (padded).
+    An entry holds the sorted lists for the largest ``M`` searched so far; a smaller ``m`` is a
+    read-only slice of them. When every atom has padding it holds every neighbour within the
+    radius, so it serves any larger ``m`` too (padded).
     """
-
-    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES):
-        self.max_bytes = int(max_bytes)
-        self._data: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._nbytes = 0
-        self._lock = threading.Lock()  # n_jobs with the threading backend, threaded callers
-        self.hits = 0
-        self.misses = 0
-
-    @staticmethod
-    def _size(key: tuple, idx: np.ndarray, dist: np.ndarray) -> int:
-        return idx.nbytes + dist.nbytes + len(key[0])
-
-    def get(self, key: tuple, m: int) -> tuple[np.ndarray, np.ndarray] | None:
-        with self._lock:
-            entry = self._data.get(key)
-            stored = -1 if entry is None else entry[0].shape[1]
-            complete = stored > 0 and bool((entry[0][:, -1] < 0).all())
-            if stored < m and not complete:
-                self.misses += 1
-                return None
-            self._data.move_to_end(key)
-            self.hits += 1
-        idx, dist = entry
-        if stored >= m:
-            return idx[:, :m], dist[:, :m]
-        return _readonly(np.pad(idx, ((0, 0), (0, m - stored)), constant_values=-1),
-                         np.pad(dist, ((0, 0), (0, m - stored))))
-
-    def put(self, key: tuple, idx: np.ndarray, dist: np.ndarray) -> None:
-        with self._lock:
-            old = self._data.pop(key, None)
-            if old is not None:
-                self._nbytes -= self._size(key, *old)
-            size = self._size(key, idx, dist)
-            if size <= self.max_bytes:
-                self._data[key] = (idx, dist)
-                self._nbytes += size
-            self._evict()
-
-    def _evict(self) -> None:
-        while self._nbytes > self.max_bytes and self._data:
-            key, entry = self._data.popitem(last=False)
-            self._nbytes -= self._size(key, *entry)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-            self._nbytes = self.hits = self.misses = 0
-
-    def info(self, max_bytes: int | None = None) -> dict:
-        with self._lock:
-            if max_bytes is not None:
-                self.max_bytes = int(max_bytes)
-                self._evict()
-            return {"n_entries": len(self._data), "nbytes": self._nbytes,
-                    "max_bytes": self.max_bytes, "hits": self.hits, "misses": self.misses}
+    def usable(entry) -> bool:
+        stored = entry[0].shape[1]
+        return stored >= m or (stored > 0 and bool((entry[0][:, -1] < 0).all()))
+    return usable
 
 
-_CACHE = _NeighborCache()
+def _cached_lists(key: tuple, m: int) -> tuple[np.ndarray, np.ndarray] | None:
+    entry = _CACHE.get(key, _usable(m))
+    if entry is None:
+        return None
+    idx, dist = entry
+    stored = idx.shape[1]
+    if stored >= m:
+        return idx[:, :m], dist[:, :m]
+    return _readonly(np.pad(idx, ((0, 0), (0, m - stored)), constant_values=-1),
+                     np.pad(dist, ((0, 0), (0, m - stored))))
+
+
+#: ``(structure_key, radius) -> (nbr_index, nbr_dist)``, shared by all featurizers of the
+#: process (clones in a grid search included), least recently used entries dropped first.
+_CACHE = LRUCache(DEFAULT_CACHE_BYTES)
 
 
 def clear_cache() -> None:
@@ -460,12 +407,12 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
                     errors[pos] = str(exc)
                 except Exception as exc:  # a broken object that passed as a Structure
                     errors[pos] = f"invalid structure: {type(exc).__name__}: {exc}"
-            lists = {pos: _CACHE.get((item[0], radius), m) for pos, item in items.items()}
+            lists = {pos: _cached_lists((item[0], radius), m) for pos, item in items.items()}
             todo = [pos for pos, hit in lists.items() if hit is None]
             found = self._run_searches([items[p][2:] for p in todo], radius, max(m, MIN_STORED_NBR))
             for pos, (idx, dist) in zip(todo, found, strict=True):
                 idx, dist = _readonly(idx, dist)
-                _CACHE.put((items[pos][0], radius), idx, dist)
+                _CACHE.put((items[pos][0], radius), (idx, dist))
                 lists[pos] = (idx[:, :m], dist[:, :m])
             gaussian = (float(self.dmin), float(self.step), radius)
             graphs = [None] * n
@@ -587,7 +534,7 @@ class CrystalGraphFeaturizer(TransformerMixin, BaseEstimator):
         # pymatgen's own Cartesian coordinates: bit for bit what get_neighbor_list searches
         cart = np.asarray(s.cart_coords, dtype=np.float64)
         pbc = tuple(bool(p) for p in s.lattice.pbc)
-        key = b"".join((lattice.tobytes(), cart.tobytes(), numbers.tobytes(), bytes(pbc)))
+        key = structure_key(s, lattice=lattice, cart=cart, species=species)
         return key, numbers, lattice, cart, pbc
 
     def _element_problem(self, z: int, species) -> str:
