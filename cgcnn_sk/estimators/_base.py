@@ -218,8 +218,9 @@ class _CGCNNMixin(_SavedState):
 
     def get_params_for_optimizer(self, prefix, named_parameters):
         args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
-        # Adam(W)'s fused kernel updates every parameter in one call instead of a Python loop
-        # over them (see the README's training benchmark); an explicit fused/foreach wins.
+        # Adam(W)'s fused kernel updates every parameter in one call instead of a loop over
+        # them; an explicit fused/foreach wins. Gain on CPU, 1 thread: 3 epochs on 200 JDFT2D
+        # graphs, default module, 1.90 s fused against 1.92 s with fused=False (about 1 %).
         if (
             prefix == "optimizer"
             and self.optimizer in (torch.optim.Adam, torch.optim.AdamW)

@@ -172,7 +172,7 @@ class _SavedState:
             "gaussian": [float(v) for v in self.gaussian_],
             "n_outputs": int(self.n_outputs_),
         }
-        if getattr(self, "n_global_", 0):  # absent without globals: files as before
+        if getattr(self, "n_global_", 0):  # without globals the file has no global keys
             names = self.global_feature_names_
             meta["n_global"] = int(self.n_global_)
             meta["global_names"] = None if names is None else [str(n) for n in names]

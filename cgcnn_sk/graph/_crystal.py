@@ -60,7 +60,7 @@ class CrystalGraph:
     global_features : ndarray of shape (n_global,), float64, or None
         Extra per-structure inputs (temperature, pressure, a composition descriptor), raw
         (unscaled), from the numeric columns of a DataFrame input; ``None`` (the default) for
-        a graph without them, which is then exactly the graph of earlier versions.
+        a graph without them.
     global_names : tuple of str or None
         The names of those columns, in order (``None`` exactly when ``global_features`` is).
     """
