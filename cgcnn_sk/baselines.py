@@ -319,7 +319,7 @@ class MatminerFeaturizer(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : sequence of structures
-            Anything :func:`cgcnn_sk._structures.to_structure` accepts, per item.
+            Anything :func:`cgcnn_sk.graph.to_structure` accepts, per item.
         y : array-like of shape (n_samples,), default=None
             Ignored apart from a length check, done before any featurization.
 

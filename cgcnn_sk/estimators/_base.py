@@ -474,7 +474,7 @@ class _CGCNNMixin(_SavedState):
             )
         return out
 
-    # ---- the network as a featurizer (cgcnn_sk._embedding) --------------------------------
+    # ---- the network as a featurizer (CGCNNEmbedder) --------------------------------
     def transform(self, X, layer: str = "pooled") -> np.ndarray:
         """The learned crystal vectors, one row per crystal (evaluation mode).
 

@@ -313,7 +313,8 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
 
         Needs ``module__readout="atom"`` with ``module__pooling="mean"`` (contributions
         average to the prediction) or ``"sum"`` (they add up to it); see
-        :mod:`cgcnn_sk._contributions` for why other settings have no exact decomposition.
+        :mod:`cgcnn_sk.estimators._contributions` for why other settings have no exact
+        decomposition.
 
         Returns
         -------
