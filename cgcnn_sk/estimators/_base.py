@@ -208,7 +208,10 @@ class _CGCNNMixin(_SavedState):
         """
         built = getattr(self, "_callbacks_built_for_", None)
         settings = self._callback_settings()
-        if built is not None and built[0] == settings and built[1] is self.callbacks:
+        resumable = "fit_epoch" in dict(getattr(self, "callbacks_", []))  # absent in old pickles
+        if built is not None and built[0] == settings and built[1] is self.callbacks and (
+            resumable or self.callbacks == "disable"
+        ):
             return
         if isinstance(self.callbacks, str) and self.callbacks == "disable":
             self.callbacks_ = []
