@@ -358,16 +358,13 @@ def _cmd_featurize(args, params) -> int:
 
 
 def _dump(obj, out: Path) -> None:
-    """``joblib.dump`` through a temporary file: an interrupted save leaves no partial file."""
+    """``joblib.dump`` into ``out``, whole or not at all."""
     import joblib
 
+    from ._utils import write_atomic
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial")
-    try:
-        joblib.dump(obj, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(out, lambda f: joblib.dump(obj, f))
 
 
 def _cmd_train(args, params) -> int:

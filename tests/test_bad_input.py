@@ -137,8 +137,8 @@ def test_featurizer_input_shape_errors(X, message):
 
 
 def test_numeric_matrix_instead_of_graphs_says_to_featurize_first():
-    with pytest.raises(TypeError, match=r"X\[0\] is a float64, not a CrystalGraph.*"
-                                        r"CrystalGraphFeaturizer"):
+    with pytest.raises(TypeError, match=r"got a float64 array of shape \(4, 3\); put a "
+                                        r"CrystalGraphFeaturizer before CGCNNRegressor"):
         CGCNNRegressor(max_epochs=1).fit(np.zeros((4, 3)), np.arange(4.0))
 
 

@@ -113,7 +113,7 @@ def test_features_are_cached_by_structure_content(empty_cache, monkeypatch):
 
 
 def test_cache_drops_the_least_recently_used_entry(empty_cache, monkeypatch):
-    monkeypatch.setattr(baselines, "_RAW_CACHE_MAX", 2)
+    monkeypatch.setattr(empty_cache, "max_bytes", 2 * 3 * 8)  # two rows of 3 density features
     a, b, c = _nacl(5.6), _nacl(5.7), _nacl(5.8)
     features = MatminerFeaturizer(kind="density")
     features.fit([a, b])
@@ -146,16 +146,16 @@ def test_unfeaturizable_structures_are_reported_by_position(empty_cache):
     with pytest.raises(ValueError, match="2 of 4 structures could not be featurized") as info:
         MatminerFeaturizer().fit([_nacl(), disordered, _po(), dummy])
     message = str(info.value)
-    assert "position 1 [Na(KCl2)]" not in message  # formula is the pymatgen reduced formula
-    assert "position 1" in message and "SineCoulombMatrix: AttributeError" in message
-    assert "position 3 [XCl]: ElementProperty: KeyError: 'X'" in message
-    assert "position 0" not in message and "position 2" not in message
+    assert "item 1: [Na(KCl2)]" not in message  # formula is the pymatgen reduced formula
+    assert "item 1: " in message and "SineCoulombMatrix: AttributeError" in message
+    assert "item 3: [XCl] ElementProperty: KeyError: 'X'" in message
+    assert "item 0" not in message and "item 2" not in message
 
 
 def test_overlapping_atoms_give_the_linear_algebra_reason(empty_cache):
     overlap = Structure(Lattice.cubic(4), ["Na", "Cl"], [[0, 0, 0], [0, 0, 0]],
                         validate_proximity=False)
-    with pytest.raises(ValueError, match=r"position 0 \[NaCl\]: SineCoulombMatrix: LinAlgError"):
+    with pytest.raises(ValueError, match=r"item 0: \[NaCl\] SineCoulombMatrix: LinAlgError"):
         MatminerFeaturizer(kind="scm").fit([overlap])
 
 
@@ -170,13 +170,13 @@ def test_nan_features_are_reported_not_kept(monkeypatch, empty_cache):
         return values
 
     monkeypatch.setattr(baselines, "_raw_features", with_nan)
-    with pytest.raises(ValueError, match=r"position 1 \[Po\]: ElementProperty gave NaN/inf for "
+    with pytest.raises(ValueError, match=r"item 1: \[Po\] ElementProperty gave NaN/inf for "
                                          r"\['MagpieData minimum Number'\]"):
         MatminerFeaturizer().fit([_nacl(), _po()])
 
 
 def test_unreadable_items_are_reported_by_position():
-    pattern = r"(?s)1 of 2 items could not be read as structures.*position 1 \(id 'no_such_file"
+    pattern = r"(?s)1 of 2 items could not be read as structures.*item 1 \(no_such_file"
     with pytest.raises(ValueError, match=pattern):
         MatminerFeaturizer().fit([_nacl(), "no_such_file.cif"])
 

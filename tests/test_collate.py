@@ -102,7 +102,7 @@ def test_isolated_atom_has_no_bonds():
 def test_different_gaussians_rejected(two_graphs):
     a, _ = two_graphs
     other = graph([1], [[0]], [[1.0]], gaussian=(0.0, 0.2, 3.0), id="mp-1")
-    with pytest.raises(ValueError, match=r"graph 1 \('mp-1'\) has gaussian"):
+    with pytest.raises(ValueError, match=r"graphs\[1\] \('mp-1'\) has gaussian"):
         collate_graphs([a, other])
 
 
@@ -114,7 +114,7 @@ def test_different_tables_rejected(two_graphs):
 
 
 def test_non_graph_and_empty_rejected(two_graphs):
-    with pytest.raises(TypeError, match="item 1 is a str, not a CrystalGraph"):
+    with pytest.raises(TypeError, match=r"graphs\[1\] is a str, not a CrystalGraph"):
         collate_graphs([two_graphs[0], "NaCl.cif"])
     with pytest.raises(ValueError, match="empty"):
         collate_graphs([])

@@ -243,6 +243,10 @@ def test_each_warm_fit_runs_its_own_cosine_schedule(data):
     net.fit(graphs, y)
     np.testing.assert_allclose(net.history[4:, "event_lr"], cosine, rtol=1e-6)
     assert net.history[:, "fit_epoch"] == [1, 2, 3, 4, 1, 2, 3, 4]
+    # a net whose callbacks lack the resume callback (pickled without it) gets it back
+    net.callbacks_ = [(n, cb) for n, cb in net.callbacks_ if n != "fit_epoch"]
+    net.fit(graphs, y)
+    assert net.history[8:, "fit_epoch"] == [1, 2, 3, 4]
 
 
 def test_seeding_forks_the_cuda_generators_too(monkeypatch):

@@ -197,10 +197,10 @@ def test_collate_refuses_mixed_batches(frame):
     with_g = _featurizer(global_features="all").fit_transform(frame)
     without = _featurizer().fit_transform(list(frame["structure"]))
     one = _featurizer(global_features=["temperature"]).fit_transform(frame)
-    with pytest.raises(ValueError, match=r"graph 1 has no global features but graph 0 has 2 "
+    with pytest.raises(ValueError, match=r"graphs\[1\] has no global features, graphs\[0\] has 2 "
                        r"global features \['temperature', 'pressure'\]"):
         collate_graphs([with_g[0], without[1]])
-    with pytest.raises(ValueError, match=r"graph 1 has 1 global features \['temperature'\]"):
+    with pytest.raises(ValueError, match=r"graphs\[1\] has 1 global features \['temperature'\]"):
         collate_graphs([with_g[0], one[1]])
 
 

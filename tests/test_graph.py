@@ -269,3 +269,42 @@ def test_crystal_graphs_indexing(small_structures):
     assert graphs.nbytes == sum(g.nbytes for g in graphs)
     with pytest.raises(IndexError, match="boolean index of length 3 for 20 graphs"):
         graphs[np.array([True, False, True])]
+
+
+def test_checked_accepts_graph_sequences_and_names_the_first_bad_item(nacl_conventional):
+    g = _graph_of(nacl_conventional, gid="nacl")
+    graphs = CrystalGraphs([g, g])
+    assert CrystalGraphs.checked(graphs, "Model") is graphs
+    as_array = np.empty(2, dtype=object)
+    as_array[:] = [g, g]
+    assert list(CrystalGraphs.checked(as_array, "Model")) == [g, g]
+    with pytest.raises(TypeError, match=r"X\[1\] is a str, not a CrystalGraph: Model takes"):
+        CrystalGraphs.checked([g, "NaCl.cif"], "Model")
+    with pytest.raises(TypeError, match=r"got a float64 array of shape \(2, 3\); put a "
+                                        r"CrystalGraphFeaturizer before Model"):
+        CrystalGraphs.checked(np.zeros((2, 3)), "Model")
+    with pytest.raises(TypeError, match="a single CrystalGraph"):
+        CrystalGraphs.checked(g, "Model")
+    with pytest.raises(ValueError, match="Model got 0 graphs"):
+        CrystalGraphs.checked([], "Model")
+
+
+def test_check_compatible_compares_gaussians_tables_and_globals(nacl_conventional):
+    g = _graph_of(nacl_conventional)
+    other_table = CrystalGraph(g.numbers, g.nbr_index, g.nbr_dist, g.atom_table * 2,
+                               g.gaussian, "b")
+    same_table = CrystalGraph(g.numbers, g.nbr_index, g.nbr_dist, g.atom_table.copy(),
+                              g.gaussian)
+    CrystalGraphs([g, same_table]).check_compatible()  # equal arrays are one table
+    with pytest.raises(ValueError, match=r"X\[1\] \('b'\) has an atom feature table of "
+                                         r"shape \(101, 92\) different from X\[0\]'s"):
+        CrystalGraphs([g, other_table]).check_compatible()
+    coarse = CrystalGraph(g.numbers, g.nbr_index, g.nbr_dist, g.atom_table, (0.0, 0.5, 8.0))
+    with pytest.raises(ValueError, match=r"batch\[1\] has gaussian=\(0.0, 0.5, 8.0\), "
+                                         r"batch\[0\] has gaussian=\(0.0, 0.2, 8.0\)"):
+        CrystalGraphs([g, coarse]).check_compatible("batch")
+    hot = CrystalGraph(g.numbers, g.nbr_index, g.nbr_dist, g.atom_table, g.gaussian, None,
+                       np.array([300.0]), ("temperature",))
+    with pytest.raises(ValueError, match=r"X\[1\] has 1 global features \['temperature'\], "
+                                         r"X\[0\] has no global features"):
+        CrystalGraphs([g, hot]).check_compatible()

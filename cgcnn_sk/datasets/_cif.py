@@ -165,7 +165,7 @@ def save_cif_folder(
     path : str or path-like
         Target folder.
     structures : sequence
-        Items accepted by :func:`cgcnn_sk._structures.to_structure` (Structures, ASE Atoms,
+        Items accepted by :func:`cgcnn_sk.graph.to_structure` (Structures, ASE Atoms,
         dicts, CIF paths or text).
     y : array-like of shape (n,) or (n, n_targets)
         Targets; integers are written as integers.

@@ -62,3 +62,32 @@ class _FiniteLoss(Callback):
         )
 
 
+class _Resume(Callback):
+    """Number each epoch by its place in its fit's schedule; resume an interrupted fit.
+
+    The history column ``fit_epoch`` counts the epochs of one ``fit`` from 1. A callback
+    after this one in the list (skorch's ``LoadInitState`` with a ``Checkpoint``) may replace
+    the history in ``on_train_begin``; the last row of that history says how far the
+    interrupted fit had got, and :meth:`epochs_left` (asked by the net's ``fit_loop``) moves
+    the cosine schedule there and returns the epochs that fit had left.
+    """
+
+    def on_train_begin(self, net, **kwargs):
+        self.history_at_start_ = net.history_
+        self.offset_ = -len(net.history_)
+
+    def epochs_left(self, net, epochs: int) -> int:
+        done = 0
+        if net.history_ is not self.history_at_start_ and len(net.history_):
+            done = int(net.history_[-1].get("fit_epoch", 0))
+            scheduler = dict(net.callbacks_).get("lr_scheduler")
+            if done and isinstance(scheduler, _CosineLR):
+                scheduler.resume(net, done)
+        self.offset_ = done - len(net.history_)
+        return max(epochs - done, 0)
+
+    def on_epoch_begin(self, net, **kwargs):
+        net.history_.record("fit_epoch", self.offset_ + len(net.history_))
+
+    def on_train_end(self, net, **kwargs):
+        self.history_at_start_ = None  # not pickled with the net

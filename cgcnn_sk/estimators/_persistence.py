@@ -1,4 +1,9 @@
-"""Load a pickled model (``joblib.dump``, ``pickle``, ``cgcnn-sk train``), naming what is wrong.
+"""Saving and loading the estimators: their ``save_params`` files and pickled models.
+
+``_SavedState`` is the part of the estimators' base class that keeps what ``fit`` learns
+(data dimensions, target and global-feature standardisation, classes) in the ``f_params``
+file of ``save_params`` and sets it back, from that file or from ``initialize_for``, without
+seeing data.
 
 ``joblib.load`` of a file cut short raises a bare ``EOFError`` or
 ``UnpicklingError: pickle data was truncated``, without the file's name; a CSV or CIF given by
@@ -15,6 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import numpy as np
+import torch
+from sklearn.preprocessing import StandardScaler
+from skorch.history import History
+
+from ..graph._crystal import gaussian_centers
 
 __all__ = ["ModelFileError", "load"]
 
@@ -107,7 +118,7 @@ def load(path: str | os.PathLike) -> Any:
     >>> load(path)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    cgcnn_sk._load.ModelFileError: ...net.joblib holds an unfitted CGCNNRegressor: fit it ...
+    cgcnn_sk.estimators._persistence.ModelFileError: ...net.joblib holds an unfitted ...
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -138,3 +149,203 @@ def load(path: str | os.PathLike) -> Any:
     except TypeError:  # not an estimator sklearn can check: keep it
         pass
     return obj
+
+
+_META_KEY = "_cgcnn_sk_meta"
+
+
+def _fixed_scaler(mean: np.ndarray, scale: np.ndarray) -> StandardScaler:
+    """A StandardScaler as ``fit`` would leave it, from its documented fitted attributes."""
+    scaler = StandardScaler()
+    scaler.mean_, scaler.scale_, scaler.var_ = mean.copy(), scale.copy(), scale**2
+    scaler.n_features_in_, scaler.n_samples_seen_ = int(mean.size), 0
+    return scaler
+
+
+class _SavedState:
+    """What ``fit`` learns, set without data (``initialize_for``) and kept in ``f_params``."""
+
+    def _fit_meta(self) -> dict:
+        meta = {
+            "n_atom_features": int(self.n_atom_features_),
+            "n_bond_features": int(self.n_bond_features_),
+            "gaussian": [float(v) for v in self.gaussian_],
+            "n_outputs": int(self.n_outputs_),
+        }
+        if getattr(self, "n_global_", 0):  # without globals the file has no global keys
+            names = self.global_feature_names_
+            meta["n_global"] = int(self.n_global_)
+            meta["global_names"] = None if names is None else [str(n) for n in names]
+            meta["global_mean"] = [float(v) for v in self.global_scaler_.mean_]
+            meta["global_scale"] = [float(v) for v in self.global_scaler_.scale_]
+        return meta
+
+    def _set_globals(self, mean, scale, names) -> None:
+        """Validate and store the global features' width, names and scaler (``initialize_for``)."""
+        if mean is None and scale is None:
+            if names is not None:
+                raise ValueError("global_names needs global_mean and global_scale too")
+            self.n_global_ = 0
+            self.global_feature_names_ = self.global_scaler_ = None
+            return
+        if mean is None or scale is None:
+            raise ValueError("give both global_mean and global_scale, or neither")
+        mean = np.asarray(mean, dtype=np.float64)
+        scale = np.asarray(scale, dtype=np.float64)
+        if mean.ndim != 1 or mean.shape != scale.shape or mean.size == 0:
+            raise ValueError(
+                f"global_mean (shape {mean.shape}) and global_scale (shape {scale.shape}) must "
+                "be two non-empty 1-D arrays of the same length, one value per global feature"
+            )
+        if not (np.isfinite(mean).all() and np.isfinite(scale).all() and (scale > 0).all()):
+            raise ValueError(
+                f"global_mean must be finite and global_scale finite and > 0, got "
+                f"global_mean={mean.tolist()}, global_scale={scale.tolist()}"
+            )
+        if names is not None:
+            names = [str(n) for n in names]
+            if len(names) != mean.size:
+                raise ValueError(
+                    f"global_names has {len(names)} names for {mean.size} global features"
+                )
+        self.n_global_ = int(mean.size)
+        self.global_feature_names_ = None if names is None else np.asarray(names, dtype=object)
+        self.global_scaler_ = _fixed_scaler(mean, scale)
+
+    @staticmethod
+    def _globals_from_meta(meta: dict) -> dict:
+        if not meta.get("n_global"):
+            return {}
+        return {"global_mean": meta["global_mean"], "global_scale": meta["global_scale"],
+                "global_names": meta.get("global_names")}
+
+    def _set_graph_dims(self, n_atom_features, gaussian) -> None:
+        """Validate and store what ``fit`` learns from the graphs (``initialize_for``)."""
+        if (
+            not isinstance(n_atom_features, (int, np.integer))
+            or isinstance(n_atom_features, bool)
+            or n_atom_features < 1
+        ):
+            raise ValueError(
+                f"n_atom_features must be a positive integer, got {n_atom_features!r}"
+            )
+        try:
+            dmin, step, radius = (float(v) for v in gaussian)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"gaussian must be (dmin, step, radius), three numbers, got {gaussian!r}"
+            ) from exc
+        if not (np.isfinite([dmin, step, radius]).all() and step > 0 and radius > dmin):
+            raise ValueError(
+                f"gaussian=(dmin, step, radius)={(dmin, step, radius)} needs finite values, "
+                "step > 0 and radius > dmin"
+            )
+        self.n_atom_features_ = int(n_atom_features)
+        self.gaussian_ = (dmin, step, radius)
+        self.n_bond_features_ = len(gaussian_centers(dmin, step, radius))
+
+    def _initialize_from_meta(self, meta: dict) -> None:
+        """Become fitted from the ``"_cgcnn_sk_meta"`` entry that ``save_params`` writes."""
+        self.initialize_for(
+            n_atom_features=meta["n_atom_features"],
+            gaussian=meta["gaussian"],
+            **self._targets_from_meta(meta),
+            **self._globals_from_meta(meta),
+        )
+
+    def save_params(self, f_params=None, use_safetensors=False, **kwargs):
+        """skorch's ``save_params``; ``f_params`` also stores what ``fit`` learned.
+
+        Besides the module's ``state_dict`` the ``f_params`` file holds one extra entry
+        (``"_cgcnn_sk_meta"``: data dimensions, target standardisation, classes), so
+        ``Estimator(**same_params).load_params(f_params=...)`` works without calling ``fit``
+        or ``initialize`` first. With ``use_safetensors=True`` only the tensors are saved.
+        """
+        if f_params is None or use_safetensors:
+            return super().save_params(
+                f_params=f_params, use_safetensors=use_safetensors, **kwargs
+            )
+        self.check_is_fitted()
+        if any(v is not None for v in kwargs.values()):
+            super().save_params(use_safetensors=use_safetensors, **kwargs)
+        state = dict(self.module_.state_dict())
+        state[_META_KEY] = self._fit_meta()
+        torch.save(state, f_params)
+        return None
+
+    def load_params(self, f_params=None, use_safetensors=False, checkpoint=None, **kwargs):
+        """skorch's ``load_params``; a file from :meth:`save_params` restores ``fit``'s state.
+
+        ``checkpoint`` (a skorch ``Checkpoint``, as ``LoadInitState`` passes it) is expanded
+        into its files, so its ``f_params`` file is read like any other. A file that is
+        truncated, not a torch file, or holds weights of another architecture raises a
+        ``ValueError`` naming the file and what is wrong with it.
+        """
+        if checkpoint is not None:
+            # as skorch does: the history first, its rows name the files (FileNotFoundError
+            # on a first run, which LoadInitState ignores)
+            if kwargs.get("f_history") is None and checkpoint.f_history is not None:
+                self.history = History.from_file(checkpoint.f_history_)
+            files = checkpoint.get_formatted_files(self)
+            files.pop("f_pickle", None)
+            files.update({k: v for k, v in kwargs.items() if v is not None})
+            kwargs = files
+            f_params = f_params if f_params is not None else kwargs.pop("f_params", None)
+        if f_params is not None and not use_safetensors:
+            self._load_module_file(f_params)
+        else:
+            kwargs["f_params"] = f_params
+        # skorch loads the other files; one at a time, so an error can name the bad one
+        for key, value in kwargs.items():
+            if value is None:
+                continue
+            try:
+                super().load_params(use_safetensors=use_safetensors, **{key: value})
+            except FileNotFoundError:
+                raise
+            except Exception as exc:
+                name = getattr(value, "name", value)
+                raise ValueError(
+                    f"{key}={name}: cannot be loaded (truncated, or a file of another kind or "
+                    f"another model?): {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                ) from exc
+            if key == "f_params":
+                self._fresh_module = False
+        return None
+
+    def _load_module_file(self, f_params) -> None:
+        """Read a ``save_params`` file: module weights and, when present, what fit learned."""
+        name = getattr(f_params, "name", f_params)
+        load_kwargs = self.torch_load_kwargs or {"weights_only": True}
+        try:
+            state = torch.load(f_params, map_location=self.device, **load_kwargs)
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # torch raises RuntimeError, EOFError, UnpicklingError...
+            raise ValueError(
+                f"{name} is not a readable save_params file (truncated or not written by "
+                f"torch.save?): {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            ) from exc
+        meta = state.pop(_META_KEY, None) if isinstance(state, dict) else None
+        if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+            keys = sorted(map(str, state))[:4] if isinstance(state, dict) else []
+            raise ValueError(
+                f"{name} holds a {type(state).__name__} (keys {keys}), not the module "
+                "state_dict that save_params(f_params=...) writes"
+            )
+        # (re)build only when needed: inside fit (LoadInitState) a rebuild would replace the
+        # optimizer and callbacks that training is using
+        same = self.initialized_ and hasattr(self, "n_outputs_") and self._fit_meta() == meta
+        if meta is not None and not same:
+            self._initialize_from_meta(meta)
+        elif not self.initialized_:
+            self.initialize()
+        try:
+            self.module_.load_state_dict(state)
+        except RuntimeError as exc:
+            lines = " ".join(ln.strip() for ln in str(exc).splitlines())
+            raise ValueError(
+                f"{name} does not fit {type(self).__name__}'s module (other module__ "
+                f"parameters than when it was saved?): {lines[:400]}"
+            ) from exc
+        self._fresh_module = False

@@ -17,6 +17,7 @@ from ._base import (
     _check_finite,
 )
 from ._contributions import site_contributions
+from ._persistence import _fixed_scaler
 
 __all__ = ["CGCNNRegressor"]
 
@@ -296,11 +297,7 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
         self._set_graph_dims(n_atom_features, gaussian)
         self._set_globals(global_mean, global_scale, global_names)
         self.n_outputs_ = int(mean.size)
-        # a StandardScaler as fit would leave it, from its documented fitted attributes
-        scaler = StandardScaler()
-        scaler.mean_, scaler.scale_, scaler.var_ = mean.copy(), scale.copy(), scale**2
-        scaler.n_features_in_, scaler.n_samples_seen_ = int(mean.size), 0
-        self.target_scaler_ = scaler
+        self.target_scaler_ = _fixed_scaler(mean, scale)
         self.target_ndim_ = ndim
         return self._initialize_seeded()
 
@@ -316,7 +313,8 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
 
         Needs ``module__readout="atom"`` with ``module__pooling="mean"`` (contributions
         average to the prediction) or ``"sum"`` (they add up to it); see
-        :mod:`cgcnn_sk._contributions` for why other settings have no exact decomposition.
+        :mod:`cgcnn_sk.estimators._contributions` for why other settings have no exact
+        decomposition.
 
         Returns
         -------

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ._crystal import CrystalGraph, gaussian_centers
+from ._crystal import CrystalGraph, CrystalGraphs, gaussian_centers
 
 __all__ = ["GraphBatch", "GraphDataset", "collate_fn", "collate_graphs", "gaussian_expand"]
 
@@ -44,47 +44,6 @@ def gaussian_expand(dist: np.ndarray, gaussian: tuple[float, float, float]) -> n
     centres = gaussian_centers(dmin, step, radius)
     diff = (np.asarray(dist, dtype=np.float32)[:, None] - centres[None, :]) / np.float32(step)
     return np.exp(-(diff * diff))
-
-
-def _describe(graph: CrystalGraph, position: int) -> str:
-    return f"graph {position}" + (f" ({graph.id!r})" if graph.id is not None else "")
-
-
-def _globals_text(g: CrystalGraph) -> str:
-    if g.global_features is None:
-        return "no global features"
-    return f"{g.n_global} global features {list(g.global_names or ())}"
-
-
-def _check_compatible(graphs: Sequence[CrystalGraph]) -> None:
-    """All graphs of a batch must come from one featurization (same Gaussians, same table)."""
-    first = graphs[0]
-    table = first.atom_table
-    for pos, g in enumerate(graphs):
-        if not isinstance(g, CrystalGraph):
-            raise TypeError(
-                f"item {pos} is a {type(g).__name__}, not a CrystalGraph; put a "
-                "CrystalGraphFeaturizer before the model"
-            )
-        if tuple(g.gaussian) != tuple(first.gaussian):
-            raise ValueError(
-                f"{_describe(g, pos)} has gaussian={tuple(g.gaussian)} but graph 0 has "
-                f"{tuple(first.gaussian)}: all graphs of a batch must come from one featurizer"
-            )
-        if g.global_names != first.global_names or g.n_global != first.n_global:
-            raise ValueError(
-                f"{_describe(g, pos)} has {_globals_text(g)} but graph 0 has "
-                f"{_globals_text(first)}: all graphs of a batch must carry the same global "
-                "feature columns (featurize them from one DataFrame layout)"
-            )
-        if g.atom_table is not table and (
-            g.atom_table.shape != table.shape or not np.array_equal(g.atom_table, table)
-        ):
-            raise ValueError(
-                f"{_describe(g, pos)} uses an atom feature table of shape {g.atom_table.shape} "
-                f"different from graph 0's {table.shape}: all graphs of a batch must come "
-                "from one featurizer"
-            )
 
 
 def collate_graphs(graphs: Sequence[CrystalGraph]) -> dict:
@@ -122,7 +81,7 @@ def collate_graphs(graphs: Sequence[CrystalGraph]) -> dict:
     graphs = list(graphs)
     if not graphs:
         raise ValueError("cannot collate an empty list of graphs")
-    _check_compatible(graphs)
+    graphs = CrystalGraphs.checked(graphs, "collate_graphs", name="graphs")
     first = graphs[0]
 
     n_atoms = np.fromiter((g.n_atoms for g in graphs), dtype=np.int64, count=len(graphs))

@@ -60,7 +60,7 @@ class CrystalGraph:
     global_features : ndarray of shape (n_global,), float64, or None
         Extra per-structure inputs (temperature, pressure, a composition descriptor), raw
         (unscaled), from the numeric columns of a DataFrame input; ``None`` (the default) for
-        a graph without them, which is then exactly the graph of earlier versions.
+        a graph without them.
     global_names : tuple of str or None
         The names of those columns, in order (``None`` exactly when ``global_features`` is).
     """
@@ -174,6 +174,93 @@ class CrystalGraphs(Sequence):
     def __iter__(self):
         return iter(self.graphs)
 
+    @classmethod
+    def checked(cls, X: Any, who: str, *, name: str = "X",
+                compatible: bool = True) -> CrystalGraphs:
+        """``X`` as ``CrystalGraphs``, after the checks every consumer of graphs makes.
+
+        ``X`` must be a non-empty ``CrystalGraphs``, list, tuple or object array of
+        :class:`CrystalGraph` (scikit-learn's cross-validation hands lists downstream);
+        with ``compatible``, also graphs of one featurization (:meth:`check_compatible`).
+
+        Parameters
+        ----------
+        X : object
+            What ``who`` was given.
+        who : str
+            The consumer, named in the errors (``"CGCNNRegressor"``).
+        name : str, default="X"
+            How the errors name ``X``'s items (``"X[3]"``).
+        compatible : bool, default=True
+            Also require graphs that fit in one batch.
+
+        Returns
+        -------
+        graphs : CrystalGraphs
+            ``X`` itself when it is one, else a new one holding its graphs.
+
+        Raises
+        ------
+        TypeError
+            ``X`` is not a sequence of graphs; the message names the first bad item.
+        ValueError
+            ``X`` is empty, or (``compatible``) its graphs do not fit together.
+        """
+        if isinstance(X, CrystalGraph):
+            raise TypeError(f"{who} expects a sequence of CrystalGraph, got a single CrystalGraph")
+        hint = f"put a CrystalGraphFeaturizer before {who}"
+        if isinstance(X, np.ndarray) and X.dtype == object:
+            X = list(X.ravel())
+        if not isinstance(X, CrystalGraphs | list | tuple):
+            what = type(X).__name__
+            if isinstance(X, np.ndarray):
+                what = f"a {X.dtype} array of shape {X.shape}"
+            raise TypeError(
+                f"{who} expects CrystalGraphs or a list of CrystalGraph, got {what}; {hint}"
+            )
+        if len(X) == 0:
+            raise ValueError(f"{who} got 0 graphs")
+        for i, g in enumerate(X):
+            if not isinstance(g, CrystalGraph):
+                raise TypeError(
+                    f"{name}[{i}] is a {type(g).__name__}, not a CrystalGraph: {who} takes "
+                    f"crystal graphs; {hint}"
+                )
+        graphs = X if isinstance(X, CrystalGraphs) else cls(X)
+        if compatible:
+            graphs.check_compatible(name)
+        return graphs
+
+    def check_compatible(self, name: str = "X") -> None:
+        """Raise a ``ValueError`` unless all graphs can share one batch and one model.
+
+        They must have the same Gaussian basis, the same atom table (the same object or equal
+        arrays) and the same global feature columns, as graphs of one featurization do. The
+        message names the first graph that differs from graph 0, as ``name[i]``.
+        """
+        if not self.graphs:
+            return
+        first = self.graphs[0]
+        gaussian = tuple(float(v) for v in first.gaussian)
+        table = first.atom_table
+        for i, g in enumerate(self.graphs):
+            label = f"{name}[{i}]" + (f" ({g.id!r})" if g.id is not None else "")
+            problem = None
+            if tuple(float(v) for v in g.gaussian) != gaussian:
+                problem = f"gaussian={tuple(g.gaussian)}, {name}[0] has gaussian={gaussian}"
+            elif g.atom_table is not table and (
+                g.atom_table.shape != table.shape or not np.array_equal(g.atom_table, table)
+            ):
+                problem = (f"an atom feature table of shape {g.atom_table.shape} different "
+                           f"from {name}[0]'s {table.shape}")
+            elif g.global_names != first.global_names or g.n_global != first.n_global:
+                problem = f"{_globals_text(g)}, {name}[0] has {_globals_text(first)}"
+            if problem is not None:
+                raise ValueError(
+                    f"{label} has {problem}: all graphs must come from one featurizer (and "
+                    "one DataFrame layout of global feature columns)"
+                )
+
     @property
     def nbytes(self) -> int:
         """Bytes stored by all graphs (shared atom tables not counted)."""
@@ -193,6 +280,12 @@ class CrystalGraphs(Sequence):
             f"max_num_nbr={g.max_num_nbr}, atom_features={g.n_atom_features}, "
             f"bond_features={g.n_bond_features}{extra})"
         )
+
+
+def _globals_text(g: CrystalGraph) -> str:
+    if g.global_features is None:
+        return "no global features"
+    return f"{g.n_global} global features {list(g.global_names or ())}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from .._utils import write_atomic
 from ._crystal import DIST_DTYPE, INDEX_DTYPE, CrystalGraph, CrystalGraphs
 from ._featurizer import CrystalGraphError, CrystalGraphFeaturizer
 
@@ -66,11 +67,7 @@ class GraphStoreError(ValueError):
 
 
 def _save(path: Path, array: np.ndarray) -> None:
-    """``np.save`` to a temporary name, then rename: a shard file is whole or absent."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array, allow_pickle=False)
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: np.save(f, array, allow_pickle=False))
 
 
 def _check_no_globals(graphs: CrystalGraphs, start: int) -> None:
@@ -96,9 +93,7 @@ def _write_shard(root: Path, name: str, graphs: CrystalGraphs, m: int) -> dict:
     _save(root / f"{name}.nbr_dist.npy",
           np.concatenate([g.nbr_dist for g in graphs]).astype(DIST_DTYPE).reshape(-1, m))
     _save(root / f"{name}.offsets.npy", offsets)
-    tmp = root / f"{name}.ids.json.tmp"
-    tmp.write_text(json.dumps([g.id for g in graphs]))
-    os.replace(tmp, root / f"{name}.ids.json")
+    write_atomic(root / f"{name}.ids.json", json.dumps([g.id for g in graphs]))
     return {"name": name, "n_graphs": len(graphs), "n_atoms": int(offsets[-1])}
 
 
@@ -149,7 +144,7 @@ def write_graph_store(
     need never be in memory together); each chunk goes through ``featurizer.transform`` and
     becomes one shard. Only one chunk of structures and graphs is held at a time, plus the
     featurizer's in-process neighbour cache (bounded, 1 GB by default; see
-    ``cgcnn_sk._featurizer.cache_info``).
+    ``cgcnn_sk.graph._featurizer.cache_info``).
 
     Parameters
     ----------
@@ -229,9 +224,7 @@ def write_graph_store(
         "featurizer": _settings(featurizer),
         "shards": shards,
     }
-    tmp = root / (HEADER + ".tmp")
-    tmp.write_text(json.dumps(header, indent=1))
-    os.replace(tmp, root / HEADER)
+    write_atomic(root / HEADER, json.dumps(header, indent=1))
     (root / WRITING).unlink()
     return GraphStore(root)
 

@@ -17,6 +17,7 @@ place, so callers can report every bad item at once.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from collections.abc import Sequence
@@ -26,7 +27,9 @@ from typing import Any
 import numpy as np
 from pymatgen.core import IStructure, Structure
 
-__all__ = ["StructureInputError", "coerce_structures", "item_ids", "to_structure"]
+__all__ = [
+    "StructureInputError", "coerce_structures", "item_ids", "structure_key", "to_structure",
+]
 
 
 class StructureInputError(ValueError):
@@ -237,3 +240,36 @@ def coerce_structures(X: Any) -> tuple[list[Structure | Exception], list[str | N
         except StructureInputError as exc:
             out.append(exc)
     return out, ids
+
+
+def structure_key(structure: Structure, *, lattice: np.ndarray | None = None,
+                  cart: np.ndarray | None = None, species: Sequence | None = None) -> str:
+    """Content hash of a structure: lattice, Cartesian coordinates, periodicity, species.
+
+    Two structures with the same key give the same graphs and the same features, whatever
+    object holds them; the caches of the featurizer and the baselines are keyed by it.
+    Species are compared as pymatgen writes them, oxidation states and occupancies included.
+    A caller that has already read ``lattice.matrix``, ``cart_coords`` or ``species`` (of
+    an ordered structure) passes them, so that pymatgen builds them once.
+
+    Examples
+    --------
+    >>> from pymatgen.core import Lattice, Structure
+    >>> from cgcnn_sk.graph._structures import structure_key
+    >>> a = Structure(Lattice.cubic(4.0), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    >>> b = Structure(Lattice.cubic(4.0), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    >>> structure_key(a) == structure_key(b), structure_key(a) == structure_key(b * 2)
+    (True, False)
+    """
+    lattice = structure.lattice.matrix if lattice is None else lattice
+    cart = structure.cart_coords if cart is None else cart
+    h = hashlib.sha1()
+    h.update(np.ascontiguousarray(lattice, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(cart, dtype=np.float64).tobytes())
+    h.update(bytes(bool(p) for p in structure.lattice.pbc))
+    try:
+        text = "|".join(map(str, structure.species if species is None else species))
+    except AttributeError:  # a disordered site: compositions, occupancies included
+        text = "#" + "|".join(str(site.species) for site in structure)
+    h.update(text.encode())
+    return h.hexdigest()

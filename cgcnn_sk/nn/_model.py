@@ -369,7 +369,7 @@ default="softplus"
     ) -> torch.Tensor:
         """Predict one row per crystal.
 
-        The arguments are the keys of :func:`cgcnn_sk._collate.collate_graphs`;
+        The arguments are the keys of :func:`cgcnn_sk.graph.collate_graphs`;
         ``global_fea`` of shape (n_crystals, n_global) is required exactly when
         ``n_global > 0``.
 

@@ -47,6 +47,7 @@ from sklearn.base import clone
 from sklearn.compose import TransformedTargetRegressor
 from skorch.callbacks import Callback, Checkpoint, LoadInitState
 
+from .._utils import write_atomic
 from ..datasets import TASKS, load_jdft2d, load_matbench, matbench_folds
 from ..estimators._ensemble import CGCNNEnsembleRegressor
 from ..estimators._regressor import CGCNNRegressor
@@ -192,12 +193,6 @@ def _name(obj) -> str:
     return getattr(obj, "__qualname__", None) or repr(obj)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _load(task: str, data_home) -> tuple[list, np.ndarray]:
     if task == "jdft2d" and data_home is None:
         return load_jdft2d()
@@ -332,7 +327,7 @@ def run_matbench(
                 f"{settings_file} holds other settings than preset {preset!r} gives now: "
                 "its finished folds would be mixed with new ones; use another --out"
             )
-    _write_atomic(settings_file, json.dumps(settings, indent=1))
+    write_atomic(settings_file, json.dumps(settings, indent=1))
 
     structures, y = _load(task, data_home)
     y = np.asarray(y, dtype=np.float64)
@@ -382,8 +377,8 @@ def run_matbench(
                     if restored:  # the epochs of the killed run count in the member's time
                         meta["resumed_after_epoch"] = restored
                         meta["wall_s"] += float(sum(net.history[:restored, "dur"]))
-                    _write_atomic(path.with_suffix(".json"), json.dumps(meta))
-                    _write_atomic(path, text)  # last: the csv marks the member finished
+                    write_atomic(path.with_suffix(".json"), json.dumps(meta))
+                    write_atomic(path, text)  # last: the csv marks the member finished
                     shutil.rmtree(ckpt, ignore_errors=True)
                     current = None
                     _finish_fold(k, splits[k], ids, y, recipe, root)
@@ -437,10 +432,10 @@ def _finish_fold(k, split, ids, y, recipe, root: Path) -> None:
         "torch_threads": torch.get_num_threads(),
         "settings": json.loads((root / "settings.json").read_text()),
     }
-    _write_atomic(fold_dir / f"fold{k}.json", json.dumps(record, indent=1))
+    write_atomic(fold_dir / f"fold{k}.json", json.dumps(record, indent=1))
     frame = pd.DataFrame({"id": ids[test], "fold": k, "target": y[test], "prediction": mean,
                           "member_std": preds.std(axis=1)})
-    _write_atomic(fold_dir / f"fold{k}_predictions.csv", frame.to_csv(index=False))
+    write_atomic(fold_dir / f"fold{k}_predictions.csv", frame.to_csv(index=False))
 
 
 def calibration(y_true, y_pred, y_std) -> dict[str, float]:
@@ -504,8 +499,8 @@ def _summarize(task: str, root: Path) -> pd.DataFrame:
         return table
     preds = pd.concat([pd.read_csv(fold_dir / f"fold{r['fold']}_predictions.csv")
                        for r in records]).sort_values("id")
-    _write_atomic(root / "predictions.csv", preds.to_csv(index=False))
-    _write_atomic(root / "summary.csv", table.to_csv(index=False))
+    write_atomic(root / "predictions.csv", preds.to_csv(index=False))
+    write_atomic(root / "summary.csv", table.to_csv(index=False))
     unit = TASKS[task].unit
     n = len(records)
     members = sorted(set(table["n_members"]))
@@ -528,5 +523,5 @@ def _summarize(task: str, root: Path) -> pd.DataFrame:
                   "calibrated), {within_2_std:.3f} within 2 std (0.954); Spearman rho of "
                   "|error| and std {spearman_abs_error_std:.3f}; `calibration.png`.".format(**cal)]
         lines += write_interval_report(task, preds, root)
-    _write_atomic(root / "summary.md", "\n".join(lines) + "\n")
+    write_atomic(root / "summary.md", "\n".join(lines) + "\n")
     return table
