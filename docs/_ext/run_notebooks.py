@@ -65,17 +65,20 @@ def _prepare(source: Path, params: dict) -> nbformat.NotebookNode:
 def _execute(nb: nbformat.NotebookNode, name: str, timeout: int) -> float:
     import nbclient
 
+    # One torch thread per kernel (two kernels share the 2 cores of CI), and no tqdm notice
+    # that ipywidgets is absent: the pages are static, the progress bars are not shown.
+    env = {**os.environ, "PYTHONWARNINGS": "ignore:IProgress not found"}
+    env.setdefault("OMP_NUM_THREADS", "1")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cgcnn_sk_docs_") as cwd:
         nbclient.NotebookClient(
             nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": cwd}},
-        ).execute()
+        ).execute(env=env)
     return time.perf_counter() - start
 
 
 def run_notebooks(root: Path, out: Path, logger, timeout: int = 1200) -> None:
     """Write every notebook of ``root/notebooks`` to ``out``, executed at its docs size."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # the kernels inherit it; 2 run at once
     out.mkdir(exist_ok=True)
     rerun = os.environ.get("CGCNN_SK_DOCS_RERUN") == "1"
     digest = _package_digest(root)
