@@ -96,7 +96,13 @@ def _skip_member(app, what, name, obj, skip, options):
     return None
 
 
+def _public_bases(app, name, obj, options, bases) -> None:
+    # A private mixin is an implementation detail; the public base (skorch's net) stays.
+    bases[:] = [b for b in bases if not b.__name__.startswith("_")]
+
+
 def setup(app) -> None:
     app.connect("autodoc-skip-member", _skip_member)
+    app.connect("autodoc-process-bases", _public_bases)
     # config-inited runs before Sphinx lists the source files, so the written pages are read.
     app.connect("config-inited", lambda app, config: _generate(app))
