@@ -41,12 +41,16 @@ def test_api_pages_list_every_public_name_and_document_each_object_once(tmp_path
     assert all(f"   {m}" in index for m in modules)
 
 
-def test_api_pages_leave_out_a_module_this_version_lacks(tmp_path, monkeypatch):
+def test_api_pages_leave_out_a_module_this_version_lacks_and_stale_pages(tmp_path, monkeypatch):
     monkeypatch.setattr(api_pages, "MODULES", ["cgcnn_sk", "cgcnn_sk.not_yet_here"])
     (tmp_path / "api").mkdir()
     (tmp_path / "api" / "cgcnn_sk.not_yet_here.rst").write_text("stale")
+    (tmp_path / "api" / "generated").mkdir()
+    for name in ("cgcnn_sk.CGCNN", "cgcnn_sk.a_name_no_longer_exported"):
+        (tmp_path / "api" / "generated" / f"{name}.rst").write_text("written by autosummary")
     assert api_pages.write_api_pages(tmp_path) == ["cgcnn_sk"]
     assert not (tmp_path / "api" / "cgcnn_sk.not_yet_here.rst").exists()
+    assert [p.name for p in (tmp_path / "api" / "generated").iterdir()] == ["cgcnn_sk.CGCNN.rst"]
     assert "not_yet_here" not in (tmp_path / "api" / "index.rst").read_text()
 
 
