@@ -26,8 +26,8 @@ DOCS_PARAMS: dict[str, dict] = {
     "01_crystal_graph_nacl.ipynb": {},
     "02_train_cgcnn.ipynb": {},
     "03_studies.ipynb": {
-        "N_SAMPLES": 180, "CV": 3, "STUDIES": ["neighbours", "pooling", "baseline"],
-        "PARAMS": {"cgcnn__max_epochs": 25}, "N_JOBS": 1,
+        "N_SAMPLES": 150, "CV": 3, "STUDIES": ["neighbours", "pooling", "baseline"],
+        "PARAMS": {"cgcnn__max_epochs": 20}, "N_JOBS": 1,
     },
     "04_contributions.ipynb": {},
 }
