@@ -345,7 +345,7 @@ class MatminerFeaturizer(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        features : ndarray of shape (n_samples, n_features_out_), float64
+        features : ndarray of shape (n_samples, n_features_out), float64
         """
         check_is_fitted(self, "feature_names_out_")
         rows, _ = self._raw(X, self.parts_, self._memory())

@@ -7,19 +7,19 @@ study presets (:mod:`cgcnn_sk.workflows.studies`) and the Matbench presets
 (:mod:`cgcnn_sk.workflows.matbench`) all read their parameters from :data:`RECIPES`; nothing
 else spells out a schedule.
 
-==============  ===============================================================================
-``"default"``   the recipe: what ``CGCNNRegressor()`` and ``CrystalGraphFeaturizer()`` do with
-                no arguments -- L1 loss on the standardised target, AdamW at ``lr=3e-3`` with a
-                cosine decay over 300 epochs on the whole training set, batch 64, 64/3/128
-                widths, M = 12 within 8 A
-``"recipe"``    ``"default"`` with 5 seeded members (and a log target on dielectric): the
-                Matbench recipe
-``"long"``      ``"recipe"`` with a 600-epoch cosine
-``"study"``     ``"default"`` with a 60-epoch cosine: the quick study's cheaper fit
+================  ===============================================================================
+``"default"``     the recipe: what ``CGCNNRegressor()`` and ``CrystalGraphFeaturizer()`` do with
+                  no arguments -- L1 loss on the standardised target, AdamW at ``lr=3e-3`` with a
+                  cosine decay over 300 epochs on the whole training set, batch 64, 64/3/128
+                  widths, M = 12 within 8 A
+``"recipe"``      ``"default"`` with 5 seeded members (and a log target on dielectric): the
+                  Matbench recipe
+``"long"``        ``"recipe"`` with a 600-epoch cosine
+``"study"``       ``"default"`` with a 60-epoch cosine: the quick study's cheaper fit
 ``"pretrained"``  the reference formation-energy network's architecture (64/4/32), started from
-                its checkpoint (needs the ``pretrained`` extra)
-``"tiny"``      a net of a few hundred weights trained for 2 epochs: smoke tests only
-==============  ===============================================================================
+                  its checkpoint (needs the ``pretrained`` extra)
+``"tiny"``        a net of a few hundred weights trained for 2 epochs: smoke tests only
+================  ===============================================================================
 
 Examples
 --------

@@ -131,7 +131,7 @@ class CGCNNEmbedder(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X) -> np.ndarray:
-        """The crystal vectors of X, shape (n_samples, n_features_out_), float32."""
+        """The crystal vectors of X, shape (n_samples, n_features_out), float32."""
         check_is_fitted(self, "estimator_")
         return crystal_embedding(self.estimator_, X, self.layer)
 

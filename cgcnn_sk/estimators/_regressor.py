@@ -90,7 +90,7 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
         Number of targets.
     target_scaler_ : sklearn.preprocessing.StandardScaler
         Standardisation learned from ``y`` (a constant target gets scale 1).
-    target_mean_, target_scale_ : ndarray of shape (n_outputs_,)
+    target_mean_, target_scale_ : ndarray of shape (n_outputs,)
         Its ``mean_`` and ``scale_``.
     n_global_ : int
         Number of global (per-structure) features the graphs carry (``0``: none; from a
