@@ -17,6 +17,7 @@ from .estimators import (
     CGCNNRegressor,
     ConformalRegressor,
     ModelFileError,
+    WeightAveraging,
     cross_fold_intervals,
     load,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "GraphStoreError",
     "ModelFileError",
     "RunInterrupted",
+    "WeightAveraging",
     "__version__",
     "baselines",
     "clear_cache",
