@@ -371,12 +371,17 @@ def _dump(obj, out: Path) -> None:
 
 
 def _cmd_train(args, params) -> int:
+    from .descriptors import MatminerDescriptors
+    from .recipes import get_recipe
     from .workflows._interrupt import watch_sigint
     from .workflows.studies import make_cgcnn_pipeline
 
     data = _subsample(_load(args), args.max_samples, args.random_state)
     try:
         pipe = make_cgcnn_pipeline(args.recipe, args.random_state)
+        descriptors = get_recipe(args.recipe).descriptors
+        if descriptors is not None:  # the recipe's descriptors step comes first
+            pipe.steps.insert(0, ("descriptors", MatminerDescriptors(**descriptors)))
         pipe.set_params(cgcnn__verbose=0 if args.quiet else 1, graph__verbose=not args.quiet)
         pipe.set_params(**params)
     except ValueError as err:
@@ -675,7 +680,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--task", required=True, choices=["jdft2d", "phonons", "dielectric"])
     p.add_argument("--preset", default="recipe",
-                   help="tiny (CI smoke test), defaults (CGCNNRegressor()), recipe (default)")
+                   help="tiny (CI smoke test), defaults (CGCNNRegressor()), recipe (default), "
+                   "long, pretrained; candidates: magpie, ema, swa (cgcnn_sk.recipes)")
     p.add_argument("--folds", default=None, help="comma-separated folds, e.g. 0,2 (default all)")
     p.add_argument("--out", default="matbench_results", help="output folder (default: %(default)s)")
     p.add_argument("--data-home", default=None,
