@@ -90,7 +90,8 @@ class WeightAveraging(Callback):
     ...                      module__atom_fea_len=8, module__h_fea_len=8,
     ...                      callbacks=[("ema", WeightAveraging(decay=0.9))])
     >>> model = Pipeline([("graph", CrystalGraphFeaturizer(radius=5.0)), ("cgcnn", net)])
-    >>> model.fit(crystals, [1.0, 2.0, 3.0, 4.0])[-1].callbacks_[-2][1].n_averaged_
+    >>> model = model.fit(crystals, [1.0, 2.0, 3.0, 4.0])
+    >>> dict(model[-1].callbacks_)["ema"].n_averaged_  # 4 epochs of 2 batches
     8
     """
 
