@@ -13,6 +13,7 @@ from pymatgen.core import Lattice, Structure
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
+from sklearn.utils import estimator_checks
 
 from cgcnn_sk import CGCNNRegressor, CrystalGraphFeaturizer, baselines, descriptors
 from cgcnn_sk.descriptors import MatminerDescriptors
@@ -180,6 +181,15 @@ def test_grid_search_switches_the_descriptors_on_and_off():
 def test_clone_keeps_the_parameters():
     desc = MatminerDescriptors("magpie+density", n_components=3, structure_column="s")
     assert clone(desc).get_params() == desc.get_params()
+
+
+@pytest.mark.parametrize("check", [
+    "check_estimator_cloneable", "check_estimator_repr", "check_parameters_default_constructible",
+    "check_get_params_invariance", "check_do_not_raise_errors_in_init_or_set_params",
+    "check_estimators_unfitted", "check_mixin_order", "check_valid_tag_types",
+])
+def test_sklearn_checks_that_apply(check):
+    getattr(estimator_checks, check)("MatminerDescriptors", MatminerDescriptors())
 
 
 def test_docstring_examples_run():
