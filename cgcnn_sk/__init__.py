@@ -5,11 +5,12 @@ batches (:mod:`cgcnn_sk.graph`) -> :class:`CGCNN` (:mod:`cgcnn_sk.nn`, torch) ->
 :class:`CGCNNRegressor` / :class:`CGCNNClassifier` (:mod:`cgcnn_sk.estimators`, skorch) ->
 studies and the Matbench protocol (:mod:`cgcnn_sk.workflows`) -> reports
 (:mod:`cgcnn_sk.report`). Data loaders live in
-:mod:`cgcnn_sk.datasets`, random-forest baselines in :mod:`cgcnn_sk.baselines`, reference
+:mod:`cgcnn_sk.datasets`, random-forest baselines in :mod:`cgcnn_sk.baselines` (and matminer
+descriptors as global inputs in :mod:`cgcnn_sk.descriptors`), reference
 checkpoints in :mod:`cgcnn_sk.pretrained`; :func:`load` reads a saved model back.
 """
 
-from . import baselines, datasets, graph
+from . import baselines, datasets, descriptors, graph
 from .estimators import (
     CGCNNClassifier,
     CGCNNEmbedder,
@@ -17,6 +18,7 @@ from .estimators import (
     CGCNNRegressor,
     ConformalRegressor,
     ModelFileError,
+    WeightAveraging,
     cross_fold_intervals,
     load,
 )
@@ -52,11 +54,13 @@ __all__ = [
     "GraphStoreError",
     "ModelFileError",
     "RunInterrupted",
+    "WeightAveraging",
     "__version__",
     "baselines",
     "clear_cache",
     "cross_fold_intervals",
     "datasets",
+    "descriptors",
     "graph",
     "load",
     "load_atom_table",

@@ -166,6 +166,9 @@ class MatminerFeaturizer(TransformerMixin, BaseEstimator):
     memory : str, path-like or joblib.Memory, default=None
         Folder for a disk cache of per-structure features (keyed by structure content,
         feature set and matminer version). None keeps the cache in memory only.
+    allow_nan : bool, default=False
+        Return a feature a featurizer gives as NaN as NaN, for a later step to impute
+        (:class:`cgcnn_sk.descriptors.MatminerDescriptors` does). Infinite values stay errors.
 
     Attributes
     ----------
@@ -187,8 +190,8 @@ class MatminerFeaturizer(TransformerMixin, BaseEstimator):
     A structure that a featurizer cannot handle (a disordered site for the sine Coulomb
     matrix, an element without Magpie data, two atoms on one spot, ...) raises one
     ``ValueError`` naming every such structure by position (and id when one is known) with the
-    featurizer's reason; a feature set that returns NaN is reported the same way. Nothing is
-    silently imputed.
+    featurizer's reason; a feature set that returns NaN is reported the same way unless
+    ``allow_nan``. Nothing is silently imputed.
 
     Examples
     --------
@@ -206,12 +209,15 @@ class MatminerFeaturizer(TransformerMixin, BaseEstimator):
         "n_jobs": [Interval(Integral, None, -1, closed="right"),
                    Interval(Integral, 1, None, closed="left"), None],
         "memory": [None, str, os.PathLike, HasMethods(["cache"])],
+        "allow_nan": ["boolean"],
     }
 
-    def __init__(self, kind: str = "magpie+scm", *, n_jobs: int | None = None, memory=None):
+    def __init__(self, kind: str = "magpie+scm", *, n_jobs: int | None = None, memory=None,
+                 allow_nan: bool = False):
         self.kind = kind
         self.n_jobs = n_jobs
         self.memory = memory
+        self.allow_nan = allow_nan
 
     # -- validation -----------------------------------------------------------------------
     def _memory(self) -> Memory | None:
@@ -261,7 +267,9 @@ class MatminerFeaturizer(TransformerMixin, BaseEstimator):
                 value = row[part]
                 if isinstance(value, str):
                     bad.append((i, ids[i], structures[i], value))
-                elif not np.all(np.isfinite(value)):
+                elif not np.all(np.isfinite(value)) and not (
+                    self.allow_nan and not np.isinf(value).any()
+                ):
                     names = _labels(part) if part != "scm" else ["sine coulomb matrix eig"]
                     which = sorted({names[j % len(names)] for j in np.flatnonzero(
                         ~np.isfinite(value))})

@@ -1,9 +1,11 @@
 """Every named training recipe of the package, written once.
 
 A recipe is the featurizer's parameters, the :class:`~cgcnn_sk.CGCNNRegressor` parameters
-(network and schedule), whether the target is fitted on a log scale, and how many seeded
-members are averaged. :class:`~cgcnn_sk.CGCNNRegressor`'s defaults, ``cgcnn-sk train``, the
-study presets (:mod:`cgcnn_sk.workflows.studies`) and the Matbench presets
+(network and schedule), whether the target is fitted on a log scale, how many seeded
+members are averaged, and optionally matminer descriptors given to the network as global
+inputs (:class:`~cgcnn_sk.descriptors.MatminerDescriptors`).
+:class:`~cgcnn_sk.CGCNNRegressor`'s defaults, ``cgcnn-sk train``, the study presets
+(:mod:`cgcnn_sk.workflows.studies`) and the Matbench presets
 (:mod:`cgcnn_sk.workflows.matbench`) all read their parameters from :data:`RECIPES`; nothing
 else spells out a schedule.
 
@@ -19,13 +21,19 @@ else spells out a schedule.
 ``"pretrained"``  the reference formation-energy network's architecture (64/4/32), started from
                   its checkpoint (needs the ``pretrained`` extra)
 ``"tiny"``        a net of a few hundred weights trained for 2 epochs: smoke tests only
+``"magpie"``      ``"default"`` with the Magpie composition descriptors as global inputs
+``"ema"``         ``"default"`` predicting with an exponential moving average of its weights
+``"swa"``         ``"default"`` predicting with the average of its last 75 epochs' weights
 ================  ===============================================================================
+
+``"magpie"``, ``"ema"`` and ``"swa"`` are candidates: not yet measured against
+``"default"``.
 
 Examples
 --------
 >>> from cgcnn_sk.recipes import RECIPES, get_recipe
 >>> sorted(RECIPES)
-['default', 'long', 'pretrained', 'recipe', 'study', 'tiny']
+['default', 'ema', 'long', 'magpie', 'pretrained', 'recipe', 'study', 'swa', 'tiny']
 >>> get_recipe("long").cgcnn["max_epochs"], get_recipe("study").cgcnn["max_epochs"]
 (600, 60)
 >>> get_recipe("recipe", task="dielectric").log_target
@@ -70,6 +78,16 @@ class Recipe:
         (:func:`cgcnn_sk.pretrained.PretrainedInit`).
     tasks : mapping, default={}
         Task name -> overrides of the fields above for that task.
+    descriptors : mapping or None, default=None
+        :class:`~cgcnn_sk.descriptors.MatminerDescriptors` parameters: a descriptors step
+        before the featurizer (whose ``global_features`` must then name its columns, e.g.
+        ``"all"``). ``None``: no such step.
+    averaging : mapping or None, default=None
+        :class:`~cgcnn_sk.WeightAveraging` parameters: the net predicts with averaged
+        weights. ``None``: with its last weights.
+
+    A recipe is data: the workflows build the steps and callbacks it names
+    (:func:`cgcnn_sk.workflows.studies.make_cgcnn_pipeline`, the Matbench runner).
     """
 
     name: str
@@ -80,23 +98,31 @@ class Recipe:
     n_members: int = 1
     pretrained: str | None = None
     tasks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    descriptors: Mapping[str, Any] | None = None
+    averaging: Mapping[str, Any] | None = None
 
     def __post_init__(self):  # read-only views: a recipe is shared by every caller
-        for name in ("featurizer", "cgcnn", "tasks"):
-            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        for name in ("featurizer", "cgcnn", "tasks", "descriptors", "averaging"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
     def for_task(self, task: str | None) -> Recipe:
         """This recipe with the overrides of ``task`` applied (itself when there are none)."""
         over = dict(self.tasks.get(task, {})) if task else {}
         if not over:
             return self
-        for key in ("featurizer", "cgcnn"):
-            if key in over:
+        for key in ("featurizer", "cgcnn", "descriptors"):
+            if key in over and over[key] is not None and getattr(self, key) is not None:
                 over[key] = {**getattr(self, key), **over[key]}
         return replace(self, **over, tasks={})
 
     def pipeline_params(self) -> dict[str, Any]:
-        """``set_params`` values for ``Pipeline([("graph", ...), ("cgcnn", ...)])``."""
+        """``set_params`` values for ``Pipeline([("graph", ...), ("cgcnn", ...)])``.
+
+        A recipe with ``descriptors`` needs the step ``("descriptors",
+        MatminerDescriptors(**recipe.descriptors))`` before ``"graph"``, and one with
+        ``pretrained`` or ``averaging`` their callbacks; those are not among these.
+        """
         return {**{f"graph__{k}": v for k, v in self.featurizer.items()},
                 **{f"cgcnn__{k}": v for k, v in self.cgcnn.items()}}
 
@@ -169,6 +195,29 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType({
         featurizer={"max_num_nbr": 6, "radius": 6.0},
         cgcnn={**_SCHEDULE, "max_epochs": 2, "module__atom_fea_len": 8, "module__n_conv": 1,
                "module__h_fea_len": 16},
+    ),
+    # The two levers after the recipe search, as candidates (not yet measured). Magpie's 132
+    # composition statistics (MODNet's starting point), joined to the pooled crystal vector.
+    "magpie": replace(
+        _DEFAULT, name="magpie",
+        summary="The default net with Magpie composition descriptors as global inputs.",
+        featurizer={**_DEFAULT.featurizer, "global_features": "all"},
+        descriptors={"kind": "magpie"},
+    ),
+    # An average over about 1000 optimizer steps: 125 of the 300 epochs on jdft2d's ~510
+    # training rows in batches of 64, 17 on dielectric's 3811.
+    "ema": replace(
+        _DEFAULT, name="ema",
+        summary="The default net predicting with an EMA of its weights (decay 0.999 a step).",
+        averaging={"kind": "ema", "decay": 0.999},
+    ),
+    # Stochastic weight averaging over the last quarter of the cosine, where the learning rate
+    # falls from 15 % of lr to 0: one snapshot per epoch, whatever the data size.
+    "swa": replace(
+        _DEFAULT, name="swa",
+        summary="The default net predicting with the mean of its weights over the last "
+                "quarter of the cosine (SWA).",
+        averaging={"kind": "swa", "start": 0.75},
     ),
 })
 

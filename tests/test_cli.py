@@ -161,6 +161,23 @@ def test_featurize_train_predict_round_trip(csv_file, small, tmp_path, capsys):
     np.testing.assert_allclose(frame["prediction"], expected, rtol=1e-6)
 
 
+def test_train_with_a_descriptor_recipe_saves_the_descriptors_step(csv_file, small, tmp_path,
+                                                                   capsys):
+    structures, _ = small
+    model = tmp_path / "model.joblib"
+    assert main(["train", "--data", f"csv:{csv_file}", "--out", str(model), "--quiet",
+                 "--recipe", "magpie", "--descriptors__n_components=3", *TINY]) == 0
+    pipe = joblib.load(model)
+    assert [name for name, _ in pipe.steps] == ["descriptors", "graph", "cgcnn"]
+    assert pipe[-1].n_global_ == 3 and pipe[0].n_features_out_ == 3
+    path = tmp_path / "s0.cif"
+    structures[0].to(filename=str(path))
+    preds = tmp_path / "preds.csv"
+    assert main(["predict", str(model), str(path), "--out", str(preds)]) == 0
+    np.testing.assert_allclose(pd.read_csv(preds)["prediction"],
+                               pipe.predict([structures[0]]), rtol=1e-5)
+
+
 def test_predict_unknown_model_name(tmp_path, small, capsys):
     structures, _ = small
     structures[0].to(filename=str(tmp_path / "a.cif"))

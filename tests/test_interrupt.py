@@ -6,6 +6,7 @@ epoch begins, so it lands inside skorch's epoch loop exactly where a user's woul
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 
@@ -189,7 +190,7 @@ def test_matbench_keeps_finished_members_and_drops_the_interrupted_one(tmp_path,
 
 def _four_epoch_tiny():
     tiny = MATBENCH_PRESETS["tiny"]
-    return {**tiny, "cgcnn": {**tiny["cgcnn"], "max_epochs": 4}}
+    return dataclasses.replace(tiny, cgcnn={**tiny.cgcnn, "max_epochs": 4})
 
 
 def test_matbench_resumes_the_interrupted_member_from_its_checkpoint(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,6 +14,9 @@ import torch
 from cgcnn_sk import CGCNNRegressor, CrystalGraphFeaturizer
 from cgcnn_sk.cli import main
 from cgcnn_sk.datasets import load_jdft2d, matbench_folds
+from cgcnn_sk.descriptors import MatminerDescriptors
+from cgcnn_sk.estimators import WeightAveraging
+from cgcnn_sk.recipes import Recipe
 from cgcnn_sk.workflows.matbench import MATBENCH_PRESETS, calibration, matbench_ids, run_matbench
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,16 +131,74 @@ def test_recipe_fold0_reproduces_the_committed_mae(tmp_path):
     pred = pd.concat([pd.read_csv(f).set_index("id")["prediction"] for f in files], axis=1)
     target = truth.loc[pred.index, "target"]
     committed_mae = float((pred.mean(axis=1) - target).abs().mean())
-    preset = {**MATBENCH_PRESETS["recipe"], "n_members": 2}
+    preset = dataclasses.replace(MATBENCH_PRESETS["recipe"], n_members=2)
     table = run_matbench("jdft2d", preset=preset, folds=[0], out=tmp_path, progress=False)
     assert table["mae"].iloc[0] == pytest.approx(committed_mae, rel=0.05)
 
 
 def test_presets_are_complete():
     for name, spec in MATBENCH_PRESETS.items():
-        assert {"featurizer", "cgcnn", "n_members"} <= set(spec), name
-        CrystalGraphFeaturizer(**spec["featurizer"])
-        CGCNNRegressor(**spec["cgcnn"])
+        assert isinstance(spec, Recipe) and spec.summary, name
+        CrystalGraphFeaturizer(**spec.featurizer)
+        CGCNNRegressor(**spec.cgcnn)
+        if spec.descriptors is not None:
+            MatminerDescriptors(**spec.descriptors)
+            assert spec.featurizer["global_features"] == "all", name
+
+
+def _one_member(**over):
+    return {**MICRO, "n_members": 1, **over}
+
+
+def test_descriptors_are_fitted_on_each_folds_training_rows(tmp_path, monkeypatch):
+    preset = _one_member(featurizer={**MICRO["featurizer"], "global_features": "all"},
+                         descriptors={"kind": "magpie", "n_components": 2})
+    seen = []
+    original = CGCNNRegressor.fit
+
+    def recording_fit(self, X, y, **kw):
+        seen.append(np.stack([g.global_features for g in X]))
+        return original(self, X, y, **kw)
+
+    monkeypatch.setattr(CGCNNRegressor, "fit", recording_fit)
+    run_matbench("jdft2d", preset=preset, folds=[1], out=tmp_path, progress=False)
+    structures, y = load_jdft2d()
+    train = matbench_folds(len(y))[1][0]
+    rows = [structures[i] for i in train]
+    expected = MatminerDescriptors("magpie", n_components=2).fit(rows).transform(rows)
+    (values,) = seen
+    # the graphs hold the globals as float32: agreement to its precision
+    np.testing.assert_allclose(values, expected[["magpie pc0", "magpie pc1"]].to_numpy(),
+                               rtol=1e-6, atol=1e-5)
+    # principal components of the training rows: centred on them
+    np.testing.assert_allclose(values.mean(axis=0), 0, atol=1e-5)
+    settings = json.loads((tmp_path / "jdft2d" / "custom" / "settings.json").read_text())
+    assert settings["descriptors"]["n_components"] == 2
+    other = {**preset, "descriptors": {"kind": "magpie", "n_components": 3}}
+    with pytest.raises(ValueError, match="settings.json holds other settings"):
+        run_matbench("jdft2d", preset=other, folds=[1], out=tmp_path, progress=False)
+
+
+def test_descriptors_without_global_features_are_named(tmp_path):
+    with pytest.raises(ValueError, match="adds descriptors but its featurizer has no "
+                                         "global_features"):
+        run_matbench("jdft2d", preset=_one_member(descriptors={"kind": "magpie"}),
+                     folds=[0], out=tmp_path, progress=False)
+
+
+def test_a_weight_averaging_preset_runs_and_resumes(tmp_path):
+    def preset(decay):
+        callbacks = [("averaging", WeightAveraging(decay=decay))]
+        return _one_member(cgcnn={**MICRO["cgcnn"], "callbacks": callbacks})
+
+    run_matbench("jdft2d", preset=preset(0.9), folds=[0], out=tmp_path, progress=False)
+    root = tmp_path / "jdft2d" / "custom"
+    text = (root / "settings.json").read_text()
+    assert "WeightAveraging(kind='ema', decay=0.9, start=0.0, update_bn=True)" in text
+    # the same preset again (new callback objects): nothing to refit, no settings clash
+    run_matbench("jdft2d", preset=preset(0.9), folds=[0], out=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="settings.json holds other settings"):
+        run_matbench("jdft2d", preset=preset(0.5), folds=[0], out=tmp_path, progress=False)
 
 
 def test_calibration_against_hand_counts():

@@ -1,9 +1,11 @@
 """The scikit-learn estimators: skorch nets around :class:`~cgcnn_sk.nn.CGCNN`.
 
 :class:`CGCNNRegressor` and :class:`CGCNNClassifier` share one base; the ensemble, the
-embedding transformer and :func:`load` (reading a saved model back) build on them.
+embedding transformer and :func:`load` (reading a saved model back) build on them;
+:class:`WeightAveraging` is a callback for either net.
 """
 
+from ._averaging import WeightAveraging
 from ._classifier import CGCNNClassifier
 from ._embedder import CGCNNEmbedder
 from ._ensemble import CGCNNEnsembleRegressor
@@ -18,6 +20,7 @@ __all__ = [
     "CGCNNRegressor",
     "ConformalRegressor",
     "ModelFileError",
+    "WeightAveraging",
     "cross_fold_intervals",
     "load",
 ]

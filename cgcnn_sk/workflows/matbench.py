@@ -49,12 +49,13 @@ from skorch.callbacks import Callback, Checkpoint, LoadInitState
 
 from .._utils import write_atomic
 from ..datasets import TASKS, load_jdft2d, load_matbench, matbench_folds
+from ..descriptors import MatminerDescriptors
 from ..estimators._ensemble import CGCNNEnsembleRegressor
 from ..estimators._regressor import CGCNNRegressor
 from ..graph._featurizer import CrystalGraphFeaturizer
 from ..nn._model import CGCNN
-from ..pretrained import PretrainedInit
 from ..recipes import RECIPES, Recipe
+from ._build import recipe_callbacks
 from ._coverage import INTERVAL_LEVELS, interval_coverage, write_interval_report
 from ._interrupt import RunInterrupted, watch_sigint
 
@@ -96,6 +97,9 @@ MATBENCH_PRESETS: dict[str, Recipe] = {
     "recipe": RECIPES["recipe"],
     "long": RECIPES["long"],
     "pretrained": RECIPES["pretrained"],
+    "magpie": RECIPES["magpie"],
+    "ema": RECIPES["ema"],
+    "swa": RECIPES["swa"],
 }
 
 
@@ -113,27 +117,39 @@ def matbench_ids(task: str, n: int) -> list[str]:
 
 
 def _recipe(preset: str | Recipe | Mapping, task: str) -> dict[str, Any]:
-    """The preset as plain parameters for ``task``: featurizer, cgcnn, log_target, n_members.
+    """The preset as plain parameters for ``task``: featurizer, cgcnn, log_target, n_members,
+    descriptors.
 
     A mapping preset has the keys of :class:`~cgcnn_sk.recipes.Recipe` (any of ``featurizer``,
-    ``cgcnn``, ``log_target``, ``n_members``, ``pretrained``, ``tasks``).
+    ``cgcnn``, ``log_target``, ``n_members``, ``pretrained``, ``tasks``, ``descriptors``,
+    ``averaging``).
     """
     if isinstance(preset, str):
         if preset not in MATBENCH_PRESETS:
             raise ValueError(f"preset={preset!r} is not one of {sorted(MATBENCH_PRESETS)}")
         preset = MATBENCH_PRESETS[preset]
     if isinstance(preset, Mapping):
-        fields = {"featurizer", "cgcnn", "log_target", "n_members", "pretrained", "tasks"}
+        fields = {"featurizer", "cgcnn", "log_target", "n_members", "pretrained", "tasks",
+                  "descriptors", "averaging"}
         unknown = set(preset) - fields
         if unknown:
             raise ValueError(f"preset keys {sorted(unknown)} unknown; use {sorted(fields)}")
         preset = Recipe("custom", "a preset given as a mapping", **preset)
     recipe = preset.for_task(task)
     cgcnn = dict(recipe.cgcnn)
-    if recipe.pretrained is not None:
-        cgcnn["callbacks"] = [("pretrained_init", PretrainedInit(recipe.pretrained))]
-    return {"featurizer": dict(recipe.featurizer), "cgcnn": cgcnn,
-            "log_target": recipe.log_target, "n_members": recipe.n_members}
+    callbacks = recipe_callbacks(recipe)
+    if callbacks:
+        cgcnn["callbacks"] = callbacks
+    if recipe.descriptors is not None and recipe.featurizer.get("global_features") is None:
+        raise ValueError(
+            f"preset {recipe.name!r} adds descriptors but its featurizer has no "
+            "global_features: set featurizer global_features='all' (or the column names)"
+        )
+    out = {"featurizer": dict(recipe.featurizer), "cgcnn": cgcnn,
+           "log_target": recipe.log_target, "n_members": recipe.n_members}
+    if recipe.descriptors is not None:  # absent otherwise: settings files as before
+        out["descriptors"] = dict(recipe.descriptors)
+    return out
 
 
 def _member(recipe: Mapping, extra_callbacks: Sequence = ()) -> CGCNNEnsembleRegressor:
@@ -155,10 +171,11 @@ def _settings(recipe: Mapping) -> dict[str, Any]:
     params = {k: v for k, v in net.get_params(deep=False).items()
               if not k.startswith(("iterator_", "_"))}
     feat = CrystalGraphFeaturizer(**recipe["featurizer"]).get_params(deep=False)
-    return json.loads(json.dumps(
-        {"recipe": {k: v for k, v in recipe.items() if k != "n_members"},
-         "n_members": recipe["n_members"], "featurizer": feat, "cgcnn": params},
-        default=_name))
+    settings = {"recipe": {k: v for k, v in recipe.items() if k != "n_members"},
+                "n_members": recipe["n_members"], "featurizer": feat, "cgcnn": params}
+    if "descriptors" in recipe:
+        settings["descriptors"] = MatminerDescriptors(**recipe["descriptors"]).get_params()
+    return json.loads(json.dumps(settings, default=_name))
 
 
 #: Parameters that change no fitted number (or are set per member).
@@ -186,7 +203,9 @@ def _comparable(settings: Mapping) -> tuple:
     cgcnn = changed(settings.get("cgcnn", {}),
                     {**_defaults(CGCNNRegressor), **_defaults(CGCNN, "module__")})
     feat = changed(settings.get("featurizer", {}), _defaults(CrystalGraphFeaturizer))
-    return feat, cgcnn, bool(settings.get("recipe", {}).get("log_target", False))
+    desc = settings.get("descriptors")
+    desc = None if desc is None else changed(desc, {"n_jobs": None, "memory": None})
+    return feat, cgcnn, bool(settings.get("recipe", {}).get("log_target", False)), desc
 
 
 def _name(obj) -> str:
@@ -349,9 +368,25 @@ def run_matbench(
         callbacks = [("progress", _EpochBar(bar))]
     members = _member(recipe, callbacks).members()
     current = None  # the member being fitted, which a Ctrl-C must not leave on disk
+    featurizer = CrystalGraphFeaturizer(**recipe["featurizer"])
+    fold_graphs = {}
+
+    def graphs_of(k):
+        """The graphs of fold ``k``: descriptors, when the recipe has them, fitted on its
+        training rows (the neighbour lists are searched once, for the first fold)."""
+        if "descriptors" not in recipe:
+            k = None  # one set of graphs for every fold
+            if k not in fold_graphs:
+                fold_graphs[k] = featurizer.fit_transform(structures)
+        elif k not in fold_graphs:
+            train = splits[k][0]
+            desc = MatminerDescriptors(**recipe["descriptors"])
+            desc.fit([structures[i] for i in train])
+            fold_graphs[k] = featurizer.fit_transform(desc.transform(structures))
+        return fold_graphs[k]
+
     with watch_sigint() as watch:
         try:
-            graphs = CrystalGraphFeaturizer(**recipe["featurizer"]).fit_transform(structures)
             # Member-major: a partial run gives every fold's first member (a full 5-fold
             # score of a single net) before the ensembles grow.
             for m, (name, member) in enumerate(members):
@@ -366,6 +401,7 @@ def run_matbench(
                     ckpt = path.with_suffix(".ckpt")
                     fitting, restored = _resumable(member, ckpt)
                     t0 = time.perf_counter()
+                    graphs = graphs_of(k)
                     fitting.fit(graphs[train], y[train])
                     pred = fitting.predict(graphs[test])
                     wall = time.perf_counter() - t0

@@ -65,6 +65,7 @@ from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import check_memory
 
 from ..recipes import get_recipe
+from ._build import recipe_pipeline
 from ._interrupt import RunInterrupted, SigintWatch, watch_sigint
 
 __all__ = [
@@ -373,15 +374,8 @@ def make_cgcnn_pipeline(preset: str = "quick", random_state: int | None = 0, **p
     >>> make_cgcnn_pipeline("default").get_params()["cgcnn__max_epochs"]
     300
     """
-    from sklearn.pipeline import Pipeline
-
-    from ..estimators._regressor import CGCNNRegressor
-    from ..graph._featurizer import CrystalGraphFeaturizer
-
     recipe = get_recipe(PRESETS[preset]["recipe"] if preset in PRESETS else preset)
-    pipe = Pipeline([("graph", CrystalGraphFeaturizer()),
-                     ("cgcnn", CGCNNRegressor(random_state=random_state, verbose=0))])
-    return pipe.set_params(**{**recipe.pipeline_params(), **params})
+    return recipe_pipeline(recipe, random_state, **params)
 
 
 def _check_preset(preset: str) -> None:

@@ -1,0 +1,126 @@
+"""Inner validation of the accuracy levers: descriptors as global inputs, weight averaging.
+
+Each lever is the ``"study"`` recipe (the default net, a 60-epoch cosine) plus the lever,
+scored against the plain ``"study"`` recipe on the same inner folds with the same seed (a
+paired comparison): a 3-fold cross-validation over the *training* rows of official Matbench
+fold 0 (its test rows are never read). Every finished (candidate, seed, inner fold) is appended
+to ``benchmarks/results/accuracy/inner_<task>.jsonl`` at once; a rerun skips what is there.
+At the end the paired differences to ``study`` are printed.
+
+    nice -n 15 python benchmarks/accuracy_inner.py --task jdft2d --candidates study magpie
+    python benchmarks/accuracy_inner.py --task jdft2d --max-epochs 1 --max-rows 60 \\
+        --out /tmp/inner_smoke.jsonl          # seconds: a smoke test of the script
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.model_selection import KFold
+from sklearn.pipeline import Pipeline
+
+from cgcnn_sk import CGCNNRegressor, CrystalGraphFeaturizer
+from cgcnn_sk.datasets import load_jdft2d, load_matbench, matbench_folds
+from cgcnn_sk.descriptors import MatminerDescriptors
+from cgcnn_sk.estimators import WeightAveraging
+from cgcnn_sk.recipes import get_recipe
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+OUT = Path(__file__).resolve().parent / "results" / "accuracy"
+
+#: name -> (descriptors parameters or None, extra pipeline parameters)
+CANDIDATES = {
+    "study": (None, {}),
+    "magpie": ({"kind": "magpie"}, {"graph__global_features": "all"}),
+    "magpie_pc16": ({"kind": "magpie", "n_components": 16}, {"graph__global_features": "all"}),
+    "ema": (None, {"cgcnn__callbacks": [("averaging", WeightAveraging(decay=0.999))]}),
+    "ema_0.99": (None, {"cgcnn__callbacks": [("averaging", WeightAveraging(decay=0.99))]}),
+    "swa": (None, {"cgcnn__callbacks": [("averaging", WeightAveraging("swa", start=0.75))]}),
+}
+
+
+def make_model(name: str, seed: int, max_epochs: int | None) -> Pipeline:
+    """The ``study`` recipe's pipeline with candidate ``name``'s lever."""
+    descriptors, extra = CANDIDATES[name]
+    steps = [("graph", CrystalGraphFeaturizer()),
+             ("cgcnn", CGCNNRegressor(random_state=seed, verbose=0))]
+    if descriptors is not None:
+        steps.insert(0, ("descriptors", MatminerDescriptors(**descriptors)))
+    params = {**get_recipe("study").pipeline_params(), **extra}
+    if max_epochs is not None:
+        params["cgcnn__max_epochs"] = max_epochs
+    return Pipeline(steps).set_params(**params)
+
+
+def paired_summary(records: list[dict]) -> list[str]:
+    """Per candidate: mean inner MAE, and its paired difference to ``study`` (same fold, seed)."""
+    by = {(r["candidate"], r["seed"], r["inner_fold"]): r["mae"] for r in records}
+    lines = []
+    for name in dict.fromkeys(r["candidate"] for r in records):
+        keys = [k[1:] for k in by if k[0] == name]
+        mae = np.mean([by[(name, *k)] for k in keys])
+        line = f"{name:12s} inner MAE {mae:.4g} over {len(keys)} fits"
+        paired = [by[(name, *k)] - by[("study", *k)] for k in keys if ("study", *k) in by]
+        if name != "study" and paired:
+            line += (f"; minus study, paired: {np.mean(paired):+.4g} (per fit: "
+                     + ", ".join(f"{d:+.3g}" for d in paired) + ")")
+        lines.append(line)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="jdft2d")
+    parser.add_argument("--candidates", nargs="*", default=["study", "magpie", "ema"],
+                        choices=list(CANDIDATES))
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0])
+    parser.add_argument("--inner", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per fit")
+    parser.add_argument("--max-epochs", type=int, default=None, help="smoke tests only")
+    parser.add_argument("--max-rows", type=int, default=None, help="smoke tests only")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    structures, y = (load_jdft2d() if args.task == "jdft2d"
+                     else load_matbench(args.task, data_home=DATA))
+    train = matbench_folds(len(y))[0][0][: args.max_rows]  # fold 0's training rows only
+    structures = [structures[i] for i in train]
+    y = np.asarray(y, dtype=float)[train]
+    out = args.out or OUT / f"inner_{args.task}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    records = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    done = {(r["candidate"], r["seed"], r["inner_fold"]) for r in records}
+    inner = list(KFold(args.inner, shuffle=True, random_state=0).split(y))
+    for seed in args.seeds:
+        for k, (tr, va) in enumerate(inner):
+            for name in args.candidates:
+                if (name, seed, k) in done:
+                    continue
+                model = make_model(name, seed, args.max_epochs)
+                t0 = time.perf_counter()
+                model.fit([structures[i] for i in tr], y[tr])
+                pred = model.predict([structures[i] for i in va])
+                rec = {
+                    "task": args.task, "candidate": name, "seed": seed, "inner_fold": k,
+                    "mae": float(np.mean(np.abs(pred - y[va]))),
+                    "epochs": len(model[-1].history), "n_global": int(model[-1].n_global_),
+                    "wall_s": round(time.perf_counter() - t0, 1),
+                    "n_train": len(tr), "n_valid": len(va),
+                    "torch_threads": torch.get_num_threads(),
+                }
+                with out.open("a") as fh:
+                    fh.write(json.dumps(rec) + "\n")
+                print(json.dumps(rec), flush=True)
+                records.append(rec)
+    print("\n".join(paired_summary(records)))
+
+
+if __name__ == "__main__":
+    main()
