@@ -362,7 +362,7 @@ def compare_models(table: pd.DataFrame, a: Mapping, b: Mapping, rope: float = RO
         rows = rows.assign(repeat=rows["repeat"] if "repeat" in rows else 0)
         return rows.set_index(["repeat", "fold"])["test_mae"]
 
-    both = pd.concat([pick(a), pick(b)], axis=1, keys=["a", "b"]).dropna()
+    both = pd.concat([pick(a), pick(b)], axis=1, keys=["a", "b"]).dropna().sort_index()
     # a run counts only when every one of its folds scored both models
     sizes = both.groupby(level="repeat").size()
     full = sizes[sizes == sizes.max()].index
@@ -418,7 +418,8 @@ def effects(table: pd.DataFrame, meta: Mapping) -> pd.DataFrame:
     levels = {f: (_describe_level(lo), _describe_level(hi)) for f, (lo, hi) in factors.items()}
     out = []
     for q, terms in _questions().items():
-        if q not in meta.get("studies", []):
+        terms = [t for t in terms if all(f in levels for f in t)]  # factors of this design
+        if q not in meta.get("studies", []) or not terms:
             continue
         e = factorial_effects(rows, levels, terms, rope=meta.get("rope", ROPE))
         out.append(e.assign(question=q))
