@@ -146,6 +146,8 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
     ([350.0], (2,))
     """
 
+    _required_state = (*_CGCNNMixin._required_state, "target_scaler_", "target_ndim_")
+
     def __init__(
         self,
         module=CGCNN,

@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory
 
 from .._utils import ItemErrors, LRUCache
+from .._version import VersionedPickleMixin
 from . import _crystal
 from ._atoms import CGCNN_SEGMENTS, MAX_Z, load_atom_table
 from ._crystal import CrystalGraph, CrystalGraphs, gaussian_centers
@@ -160,7 +161,9 @@ def _search_many(items: list, radius: float, m: int, memory) -> list:
 # --------------------------------------------------------------------------------------------
 
 
-class CrystalGraphFeaturizer(_GlobalColumns, TransformerMixin, BaseEstimator):
+class CrystalGraphFeaturizer(
+    VersionedPickleMixin, _GlobalColumns, TransformerMixin, BaseEstimator
+):
     """Crystal structures to CGCNN crystal graphs (Xie & Grossman, PRL 120, 145301, 2018).
 
     Every atom becomes a node whose features are its element's row of an atom table (by
@@ -282,6 +285,8 @@ class CrystalGraphFeaturizer(_GlobalColumns, TransformerMixin, BaseEstimator):
     (('temperature',), [600.0])
     """
 
+    #: What a fitted featurizer needs to transform (a pickle lacking some of it cannot work).
+    _required_state = ("atom_table_", "elements_", "n_atom_features_", "n_bond_features_")
     _parameter_constraints: dict = {
         "radius": [Interval(Real, 0, None, closed="neither")],
         "max_num_nbr": [Interval(Integral, 1, None, closed="left")],
