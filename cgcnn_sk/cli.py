@@ -321,34 +321,10 @@ def _cmd_study(args, params) -> int:
     for study, sentence in result.conclusions().items():
         _say(args, f"[{study}] {sentence}")
     report = paths.get("html", paths.get("md"))
-    failed = _all_fits_failed(result.table)
-    if failed is not None:
-        print(f"cgcnn-sk study: error: all {failed[0]} CGCNN fits failed; the first: "
-              f"{failed[1]} (report: {report})", file=sys.stderr)
-        return 1
     print(f"report: {report}")
     print(f"table:  {paths['csv']}  ({len(result.table)} rows); figures in {out}/; "
           f"wall time {result.meta['wall_time']:.0f} s")
     return 0
-
-
-def _all_fits_failed(table) -> tuple[int, str] | None:
-    """``(number of CGCNN fits, first reason)`` when every CGCNN fit of a study failed.
-
-    A study whose every setting failed (a bad ``--cgcnn__...`` value) has nothing to report:
-    the command then fails like the others. Read from the tidy table: ``status`` is
-    ``"failed"`` and ``error`` says why.
-    """
-    if "status" not in table or not len(table):
-        return None
-    rows = table[table["model"] == "cgcnn"] if "model" in table else table
-    if not len(rows) or not (rows["status"] == "failed").all():
-        return None
-    reasons = [str(e) for e in rows.get("error", []) if isinstance(e, str) and e.strip()]
-    reason = _one_line(reasons[0]) if reasons else "no reason recorded"
-    if len(reason) > 300:
-        reason = reason[:297] + "..."
-    return len(rows), reason
 
 
 def _cmd_featurize(args, params) -> int:
