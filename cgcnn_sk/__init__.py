@@ -11,6 +11,7 @@ checkpoints in :mod:`cgcnn_sk.pretrained`; :func:`load` reads a saved model back
 """
 
 from . import baselines, datasets, descriptors, graph
+from ._version import InconsistentVersionWarning, __version__
 from .estimators import (
     CGCNNClassifier,
     CGCNNEmbedder,
@@ -36,8 +37,6 @@ from .graph import (
 from .nn import CGCNN, ConvLayer
 from .workflows import RunInterrupted
 
-__version__ = "0.1.0"
-
 __all__ = [
     "CGCNN",
     "CGCNNClassifier",
@@ -52,6 +51,7 @@ __all__ = [
     "CrystalGraphs",
     "GraphStore",
     "GraphStoreError",
+    "InconsistentVersionWarning",
     "ModelFileError",
     "RunInterrupted",
     "WeightAveraging",

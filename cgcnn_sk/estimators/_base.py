@@ -46,9 +46,12 @@ from skorch.callbacks import EarlyStopping, EpochScoring
 from skorch.dataset import ValidSplit
 from skorch.utils import is_dataset
 
+from .._version import VersionedPickleMixin
 from ..graph._collate import GraphBatch, GraphDataset, collate_fn
 from ..graph._crystal import CrystalGraphs
 from ._callbacks import _CosineLR, _FiniteLoss, _mae, _Resume
+from ._device import check_device
+from ._fitted_on import check_fitted_on, learn_fitted_on
 from ._persistence import _SavedState
 from ._readout import crystal_embedding
 
@@ -91,11 +94,14 @@ def _torch_seed(seed: int | None):
         yield
 
 
-class _CGCNNMixin(_SavedState):
+class _CGCNNMixin(VersionedPickleMixin, _SavedState):
     """What CGCNNRegressor and CGCNNClassifier share (data handling, seeding, callbacks)."""
 
     _metric = "mae"
     _scoring = staticmethod(_mae)
+    #: What a fitted estimator needs to predict (a pickle lacking some of it cannot work).
+    _required_state: tuple = ("module_", "n_atom_features_", "n_bond_features_", "gaussian_",
+                              "n_outputs_")
 
     _parameter_constraints: dict = {
         "lr": [Interval(Real, 0, None, closed="neither")],
@@ -143,6 +149,7 @@ class _CGCNNMixin(_SavedState):
             self.get_params(deep=False),
             caller_name=type(self).__name__,
         )
+        check_device(self.device, type(self).__name__)  # what a type constraint cannot say
 
     # ---- skorch hooks ---------------------------------------------------------------------
     def _callback_settings(self) -> tuple:
@@ -327,6 +334,8 @@ class _CGCNNMixin(_SavedState):
             self.n_atom_features_ = width
             self.n_bond_features_ = n_bond
             self.gaussian_ = gaussian
+            self.max_num_nbr_, self.atom_table_digest_ = learn_fitted_on(
+                graphs, type(self).__name__)
             self._learn_globals(graphs, n_global, names)
         elif hasattr(self, "gaussian_"):
             if width != self.n_atom_features_ or gaussian != tuple(self.gaussian_):
@@ -336,6 +345,8 @@ class _CGCNNMixin(_SavedState):
                     f"gaussian={tuple(self.gaussian_)}: use the same featurizer settings"
                 )
             self._check_global_columns(n_global, names)
+            recut = check_fitted_on(self, graphs)
+            graphs = graphs if recut is graphs else CrystalGraphs(recut)
         return graphs
 
     def _learn_globals(self, graphs, n_global: int, names) -> None:

@@ -96,6 +96,7 @@ default="loss"
     """
 
     _metric = "acc"
+    _required_state = (*_CGCNNMixin._required_state, "fitted_classes_")
     _scoring = staticmethod(_accuracy)
     _parameter_constraints: dict = {
         **_CGCNNMixin._parameter_constraints,

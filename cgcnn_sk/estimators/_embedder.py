@@ -8,13 +8,14 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
+from .._version import VersionedPickleMixin
 from ._readout import _check_layer, _require_embed, crystal_embedding, embedding_feature_names
 from ._regressor import CGCNNRegressor
 
 __all__ = ["CGCNNEmbedder"]
 
 
-class CGCNNEmbedder(TransformerMixin, BaseEstimator):
+class CGCNNEmbedder(VersionedPickleMixin, TransformerMixin, BaseEstimator):
     """Crystal graphs to the learned crystal vectors of a CGCNN, as a scikit-learn transformer.
 
     Put it between a :class:`~cgcnn_sk.CrystalGraphFeaturizer` and any scikit-learn model.
@@ -72,6 +73,8 @@ class CGCNNEmbedder(TransformerMixin, BaseEstimator):
     >>> model[1].get_feature_names_out()[:2].tolist()
     ['cgcnn_pooled_0', 'cgcnn_pooled_1']
     """
+
+    _required_state = ("estimator_", "n_features_out_")
 
     def __init__(self, estimator=None, *, layer: str = "pooled", prefit: bool = False):
         self.estimator = estimator

@@ -11,6 +11,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
+from .._version import VersionedPickleMixin
+
 __all__ = ["CGCNNEnsembleRegressor", "seeded_clone"]
 
 
@@ -26,7 +28,9 @@ def seeded_clone(estimator, seed):
     return est.set_params(**dict.fromkeys(keys, seed))
 
 
-class CGCNNEnsembleRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
+class CGCNNEnsembleRegressor(
+    VersionedPickleMixin, MetaEstimatorMixin, RegressorMixin, BaseEstimator
+):
     """Average ``n_estimators`` copies of a regressor that differ only in their seed.
 
     A deep ensemble (Lakshminarayanan et al., NeurIPS 2017): each member is
@@ -69,6 +73,7 @@ class CGCNNEnsembleRegressor(MetaEstimatorMixin, RegressorMixin, BaseEstimator):
     ((2,), (2,), [0, 1, 2])
     """
 
+    _required_state = ("seeds_", "ensemble_")
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit", "predict"])],
         "n_estimators": [Interval(numbers.Integral, 1, None, closed="left")],

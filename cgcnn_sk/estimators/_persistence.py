@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import torch
 from sklearn.preprocessing import StandardScaler
 from skorch.history import History
 
+from .._version import VERSION_KEY, InconsistentVersionWarning, __version__, check_saved_version
 from ..graph._crystal import gaussian_centers
 
 __all__ = ["ModelFileError", "load"]
@@ -127,11 +129,14 @@ def load(path: str | os.PathLike) -> Any:
         raise ModelFileError(f"{path} is a folder, not a saved model file")
     if path.stat().st_size == 0:
         raise ModelFileError(f"{path} is empty (0 bytes; an interrupted save or copy?)")
-    try:
-        obj = joblib.load(path)
-    except (pickle.UnpicklingError, EOFError, ValueError, ImportError, AttributeError,
-            TypeError, IndexError, KeyError, OSError) as err:
-        raise _unpickle_error(path, err) from err
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InconsistentVersionWarning)
+        try:
+            obj = joblib.load(path)
+        except (pickle.UnpicklingError, EOFError, ValueError, ImportError, AttributeError,
+                TypeError, IndexError, KeyError, OSError) as err:
+            raise _unpickle_error(path, err) from err
+    saved = _saved_versions(path, caught)
     name = type(obj).__name__
     if isinstance(obj, dict) and "graphs" in obj:
         raise ModelFileError(f"{path} holds crystal graphs (cgcnn-sk featurize output: keys "
@@ -148,6 +153,7 @@ def load(path: str | os.PathLike) -> Any:
         raise ModelFileError(f"{path} holds an unfitted {name}: fit it before saving") from err
     except TypeError:  # not an estimator sklearn can check: keep it
         pass
+    _check_state(path, obj, saved)
     return obj
 
 
@@ -162,6 +168,11 @@ def _fixed_scaler(mean: np.ndarray, scale: np.ndarray) -> StandardScaler:
     return scaler
 
 
+def _file_name(f) -> str:
+    """A path as given (a ``Path``'s ``.name`` would drop its folder), or an open file's name."""
+    return os.fspath(f) if isinstance(f, (str, os.PathLike)) else str(getattr(f, "name", f))
+
+
 class _SavedState:
     """What ``fit`` learns, set without data (``initialize_for``) and kept in ``f_params``."""
 
@@ -172,6 +183,9 @@ class _SavedState:
             "gaussian": [float(v) for v in self.gaussian_],
             "n_outputs": int(self.n_outputs_),
         }
+        for key in ("max_num_nbr", "atom_table_digest"):  # unknown after initialize_for
+            if getattr(self, key + "_", None) is not None:
+                meta[key] = getattr(self, key + "_")
         if getattr(self, "n_global_", 0):  # without globals the file has no global keys
             names = self.global_feature_names_
             meta["n_global"] = int(self.n_global_)
@@ -242,6 +256,7 @@ class _SavedState:
             )
         self.n_atom_features_ = int(n_atom_features)
         self.gaussian_ = (dmin, step, radius)
+        self.max_num_nbr_ = self.atom_table_digest_ = None  # not known without the graphs
         self.n_bond_features_ = len(gaussian_centers(dmin, step, radius))
 
     def _initialize_from_meta(self, meta: dict) -> None:
@@ -252,6 +267,8 @@ class _SavedState:
             **self._targets_from_meta(meta),
             **self._globals_from_meta(meta),
         )
+        self.max_num_nbr_ = meta.get("max_num_nbr")
+        self.atom_table_digest_ = meta.get("atom_table_digest")
 
     def save_params(self, f_params=None, use_safetensors=False, **kwargs):
         """skorch's ``save_params``; ``f_params`` also stores what ``fit`` learned.
@@ -269,7 +286,7 @@ class _SavedState:
         if any(v is not None for v in kwargs.values()):
             super().save_params(use_safetensors=use_safetensors, **kwargs)
         state = dict(self.module_.state_dict())
-        state[_META_KEY] = self._fit_meta()
+        state[_META_KEY] = {**self._fit_meta(), VERSION_KEY: __version__}
         torch.save(state, f_params)
         return None
 
@@ -304,7 +321,7 @@ class _SavedState:
             except FileNotFoundError:
                 raise
             except Exception as exc:
-                name = getattr(value, "name", value)
+                name = _file_name(value)
                 raise ValueError(
                     f"{key}={name}: cannot be loaded (truncated, or a file of another kind or "
                     f"another model?): {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
@@ -315,7 +332,7 @@ class _SavedState:
 
     def _load_module_file(self, f_params) -> None:
         """Read a ``save_params`` file: module weights and, when present, what fit learned."""
-        name = getattr(f_params, "name", f_params)
+        name = _file_name(f_params)
         load_kwargs = self.torch_load_kwargs or {"weights_only": True}
         try:
             state = torch.load(f_params, map_location=self.device, **load_kwargs)
@@ -327,6 +344,8 @@ class _SavedState:
                 f"torch.save?): {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
             ) from exc
         meta = state.pop(_META_KEY, None) if isinstance(state, dict) else None
+        if isinstance(meta, dict):  # written by save_params, which records the version
+            check_saved_version(str(name), meta.pop(VERSION_KEY, None), stacklevel=4)
         if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
             keys = sorted(map(str, state))[:4] if isinstance(state, dict) else []
             raise ValueError(
@@ -349,3 +368,45 @@ class _SavedState:
                 f"parameters than when it was saved?): {lines[:400]}"
             ) from exc
         self._fresh_module = False
+
+
+def _saved_versions(path: Path, caught: list) -> set:
+    """Re-issue the warnings of unpickling, the version ones once and naming the file."""
+    saved = set()
+    for w in caught:
+        if isinstance(w.message, InconsistentVersionWarning):
+            saved.add(w.message.saved_version)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for version in saved:
+        warnings.warn(InconsistentVersionWarning(str(path), version), stacklevel=3)
+    return saved
+
+
+def _parts(obj: Any) -> list:
+    """``obj`` and the estimators it holds as parameters (pipeline steps, wrapped nets)."""
+    parts = [obj]
+    try:
+        parts += list(obj.get_params(deep=True).values())
+    except Exception:  # not an estimator
+        pass
+    return parts
+
+
+def _check_state(path: Path, obj: Any, saved: set) -> None:
+    """A fitted part that lacks some of the state this version needs cannot work: say so.
+
+    A part lacking all of it is simply unfitted (``check_is_fitted`` judged the whole).
+    """
+    for part in _parts(obj):
+        required = getattr(type(part), "_required_state", ())
+        missing = [name for name in required if not hasattr(part, name)]
+        if missing and len(missing) < len(required):
+            by = ("another cgcnn_sk version" if not saved else
+                  " and ".join(f"cgcnn_sk {v}" if v else "a cgcnn_sk version that did not "
+                               "record its version" for v in sorted(saved, key=str)))
+            raise ModelFileError(
+                f"{path} holds a fitted {type(part).__name__} saved by {by}, without "
+                f"{', '.join(missing)}, which cgcnn_sk {__version__} needs to predict: refit "
+                "it with this version (or load it with the version that saved it)"
+            )

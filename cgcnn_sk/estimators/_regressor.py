@@ -86,6 +86,12 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
         Number of Gaussians of the training graphs.
     gaussian_ : tuple of float
         ``(dmin, step, radius)`` of the training graphs.
+    max_num_nbr_ : int or None
+        ``max_num_nbr`` of the training graphs; graphs given later with more neighbours are
+        re-cut to it, with fewer (unless they hold every neighbour) are an error. ``None``
+        when unknown (``initialize_for``), then not checked.
+    atom_table_digest_ : str or None
+        A digest of the training graphs' atom table; graphs of another table are an error.
     n_outputs_ : int
         Number of targets.
     target_scaler_ : sklearn.preprocessing.StandardScaler
@@ -145,6 +151,8 @@ class CGCNNRegressor(_CGCNNMixin, NeuralNetRegressor):
     >>> model[-1].global_scaler_.mean_.tolist(), model.predict(frame[:2]).shape
     ([350.0], (2,))
     """
+
+    _required_state = (*_CGCNNMixin._required_state, "target_scaler_", "target_ndim_")
 
     def __init__(
         self,

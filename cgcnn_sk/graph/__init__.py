@@ -20,6 +20,7 @@ from ._atoms import CGCNN_SEGMENTS, build_cgcnn_table, compare_tables, load_atom
 from ._collate import collate_graphs, gaussian_expand
 from ._crystal import CrystalGraph, CrystalGraphs, find_neighbors, gaussian_centers
 from ._featurizer import CrystalGraphError, CrystalGraphFeaturizer, clear_cache
+from ._geometry import SuspiciousGeometryWarning
 from ._store import GraphStore, GraphStoreError, write_graph_store
 from ._structures import StructureInputError, to_structure
 
@@ -32,6 +33,7 @@ __all__ = [
     "GraphStore",
     "GraphStoreError",
     "StructureInputError",
+    "SuspiciousGeometryWarning",
     "build_cgcnn_table",
     "clear_cache",
     "collate_graphs",

@@ -5,21 +5,25 @@ from __future__ import annotations
 import gc
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from contextlib import contextmanager
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
+from pymatgen.core.periodic_table import DummySpecies
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory
 
 from .._utils import ItemErrors, LRUCache
+from .._version import VersionedPickleMixin
 from . import _crystal
 from ._atoms import CGCNN_SEGMENTS, MAX_Z, load_atom_table
 from ._crystal import CrystalGraph, CrystalGraphs, gaussian_centers
 from ._frames import _GlobalColumns, _is_frame
+from ._geometry import SuspiciousGeometryWarning, cell_problem, contact_problem
 from ._structures import coerce_structures, structure_key
 
 __all__ = ["CrystalGraphError", "CrystalGraphFeaturizer", "cache_info", "clear_cache"]
@@ -160,7 +164,9 @@ def _search_many(items: list, radius: float, m: int, memory) -> list:
 # --------------------------------------------------------------------------------------------
 
 
-class CrystalGraphFeaturizer(_GlobalColumns, TransformerMixin, BaseEstimator):
+class CrystalGraphFeaturizer(
+    VersionedPickleMixin, _GlobalColumns, TransformerMixin, BaseEstimator
+):
     """Crystal structures to CGCNN crystal graphs (Xie & Grossman, PRL 120, 145301, 2018).
 
     Every atom becomes a node whose features are its element's row of an atom table (by
@@ -282,6 +288,8 @@ class CrystalGraphFeaturizer(_GlobalColumns, TransformerMixin, BaseEstimator):
     (('temperature',), [600.0])
     """
 
+    #: What a fitted featurizer needs to transform (a pickle lacking some of it cannot work).
+    _required_state = ("atom_table_", "elements_", "n_atom_features_", "n_bond_features_")
     _parameter_constraints: dict = {
         "radius": [Interval(Real, 0, None, closed="neither")],
         "max_num_nbr": [Interval(Integral, 1, None, closed="left")],
@@ -418,14 +426,23 @@ class CrystalGraphFeaturizer(_GlobalColumns, TransformerMixin, BaseEstimator):
                 lists[pos] = (idx[:, :m], dist[:, :m])
             gaussian = (float(self.dmin), float(self.step), radius)
             graphs = [None] * n
+            warned: list[tuple[int, str | None, str]] = []
             for pos, (idx, dist) in lists.items():
                 if idx.shape[0] and (idx[:, 0] < 0).any():
                     errors[pos] = self._isolated_message(structures[pos], items[pos], idx)
                     continue
+                error, warning = contact_problem(idx, dist, items[pos][1])
+                if error is not None:
+                    errors[pos] = error
+                    continue
+                if warning is not None:
+                    warned.append((pos, ids[pos], warning))
                 graphs[pos] = CrystalGraph(
                     items[pos][1], idx, dist, self.atom_table_, gaussian, ids[pos],
                     None if global_values is None else global_values[pos], global_names,
                 )
+        if warned:
+            _warn_geometry(warned, n)
         if errors:
             raise CrystalGraphError([(p, ids[p], errors[p]) for p in sorted(errors)], n)
         return CrystalGraphs(graphs)
@@ -447,21 +464,31 @@ class CrystalGraphFeaturizer(_GlobalColumns, TransformerMixin, BaseEstimator):
                 f"disordered (partially occupied) site(s): {desc}{more}; CGCNN needs exactly "
                 "one element per site (order the structure first)"
             ) from None
-        numbers = np.array([sp.Z for sp in species], dtype=np.int16)
-        unknown = np.unique(numbers[~allowed[numbers]])
+        # int64 first: a placeholder species (pymatgen's DummySpecies) has a huge Z
+        zs = np.array([sp.Z for sp in species], dtype=np.int64)
+        known = (zs >= 0) & (zs < allowed.size)
+        known[known] = allowed[zs[known]]
+        unknown = np.unique(zs[~known])
         if unknown.size:
             raise _BadItem("; ".join(  # each unknown element named by its first site
-                self._element_problem(int(z), species[int(np.argmax(numbers == z))])
+                self._element_problem(int(z), species[int(np.argmax(zs == z))])
                 for z in unknown
             ))
+        numbers = zs.astype(np.int16)
         lattice = np.asarray(s.lattice.matrix, dtype=np.float64)
         # pymatgen's own Cartesian coordinates: bit for bit what get_neighbor_list searches
         cart = np.asarray(s.cart_coords, dtype=np.float64)
         pbc = tuple(bool(p) for p in s.lattice.pbc)
+        problem = cell_problem(lattice, cart, numbers, pbc)
+        if problem is not None:
+            raise _BadItem(problem)
         key = structure_key(s, lattice=lattice, cart=cart, species=species)
         return key, numbers, lattice, cart, pbc
 
     def _element_problem(self, z: int, species) -> str:
+        if isinstance(species, DummySpecies):
+            return (f"species {species} is a placeholder (pymatgen DummySpecies), not a "
+                    "chemical element: replace it by the element it stands for")
         if z < 1:
             return f"species {species} is not a chemical element"
         if z > MAX_Z:
@@ -644,3 +671,12 @@ class CrystalGraphFeaturizer(_GlobalColumns, TransformerMixin, BaseEstimator):
             "Tian Xie and Jeffrey C. Grossman (CGCNN method and the atom_init.json encoding, MIT)",
         ]
 
+
+def _warn_geometry(warned: list, n: int) -> None:
+    """One :class:`SuspiciousGeometryWarning` per ``transform``, listing the structures."""
+    lines = [f"{len(warned)} of {n} structures have atoms closer than any real bond:"]
+    for pos, ident, text in warned[:10]:
+        lines.append(f"  item {pos}" + (f" ({ident})" if ident is not None else "") + f": {text}")
+    if len(warned) > 10:
+        lines.append(f"  ... and {len(warned) - 10} more")
+    warnings.warn("\n".join(lines), SuspiciousGeometryWarning, stacklevel=4)

@@ -7,7 +7,11 @@ Format (version 1): a directory holding
       {"format": "cgcnn_sk.graph_store", "version": 1, "n_graphs": ..., "n_atoms": ...,
        "max_num_nbr": M, "gaussian": [dmin, step, radius],
        "featurizer": {radius, max_num_nbr, dmin, step, atom_features},
-       "shards": [{"name": "shard-00000", "n_graphs": ..., "n_atoms": ...}, ...]}
+       "shards": [{"name": "shard-00000", "n_graphs": ..., "n_atoms": ...}, ...],
+       "cgcnn_sk_version": "0.1.0"}
+
+  (opening a store written by another cgcnn_sk version warns with
+  :class:`~cgcnn_sk.InconsistentVersionWarning`);
 
 * ``atom_table.npy`` -- the atom feature table shared by every graph (float32, row Z = element Z);
 * per shard ``<name>.numbers.npy`` (int16, ``(n_atoms,)``), ``<name>.nbr_index.npy`` (int32,
@@ -37,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from .._utils import write_atomic
+from .._version import __version__, check_saved_version
 from ._crystal import DIST_DTYPE, INDEX_DTYPE, CrystalGraph, CrystalGraphs
 from ._featurizer import CrystalGraphError, CrystalGraphFeaturizer
 
@@ -223,6 +228,7 @@ def write_graph_store(
         "gaussian": [float(featurizer.dmin), float(featurizer.step), float(featurizer.radius)],
         "featurizer": _settings(featurizer),
         "shards": shards,
+        "cgcnn_sk_version": __version__,
     }
     write_atomic(root / HEADER, json.dumps(header, indent=1))
     (root / WRITING).unlink()
@@ -281,14 +287,27 @@ class _Files:
                 f"{head} has format version {header.get('version')!r}; this cgcnn_sk reads "
                 f"version {VERSION}"
             )
+        check_saved_version(str(head), header.get("cgcnn_sk_version"), stacklevel=4)
         self.header = header
-        self.m = int(header["max_num_nbr"])
-        self.gaussian = tuple(float(v) for v in header["gaussian"])
-        shards = header["shards"]
+        try:
+            self.m = int(header["max_num_nbr"])
+            self.gaussian = tuple(float(v) for v in header["gaussian"])
+            shards = header["shards"]
+            [(str(s["name"]), int(s["n_graphs"]), int(s["n_atoms"])) for s in shards]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GraphStoreError(
+                f"{head} lacks {exc} or holds a bad value there (a header from another "
+                "version, or edited?): write the store again with write_graph_store"
+            ) from None
         table_path = root / TABLE
         if not table_path.is_file():
             raise GraphStoreError(f"graph store file missing: {table_path}")
-        table = np.load(table_path, allow_pickle=False)
+        try:
+            table = np.load(table_path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise GraphStoreError(
+                f"{table_path} is not a readable .npy file ({exc}): write the store again"
+            ) from None
         table.flags.writeable = False
         self.atom_table = table
         for s in shards:  # cheap checks of every file now, so a bad shard fails at open
@@ -323,10 +342,22 @@ class _Files:
     def _load(self, k: int) -> tuple:
         s = self.header["shards"][k]
         name = s["name"]
-        # np.asarray: plain read-only ndarray views of the maps, not np.memmap objects
-        out = [np.asarray(np.load(self.root / f"{name}.{suffix}.npy", mmap_mode="r"))
-               for suffix in ("numbers", "nbr_index", "nbr_dist")]
-        offsets = np.load(self.root / f"{name}.offsets.npy")
+        arrays = {}
+        for suffix, (dtype, shape) in _ARRAYS.items():
+            path = self.root / f"{name}.{suffix}.npy"
+            try:  # checked at open; a file replaced or cut short since is named here
+                _check_npy(path, dtype, shape(s["n_graphs"], s["n_atoms"], self.m))
+                # np.asarray: plain read-only ndarray views of the maps, not np.memmap objects
+                arrays[suffix] = np.asarray(np.load(path, mmap_mode="r" if suffix != "offsets"
+                                                    else None))
+            except (GraphStoreError, ValueError, OSError) as exc:
+                raise GraphStoreError(
+                    f"{path} changed after the graph store {self.root} was opened: {exc}; "
+                    "a graph store must not be rewritten while it is read (write it again, "
+                    "then reopen it)"
+                ) from None
+        out = [arrays[suffix] for suffix in ("numbers", "nbr_index", "nbr_dist")]
+        offsets = arrays["offsets"]
         if offsets[0] != 0 or offsets[-1] != s["n_atoms"] or (np.diff(offsets) < 1).any():
             raise GraphStoreError(
                 f"{self.root / (name + '.offsets.npy')}: offsets must start at 0, increase "
@@ -335,7 +366,7 @@ class _Files:
         ids_path = self.root / f"{name}.ids.json"
         try:
             ids = json.loads(ids_path.read_text())
-        except ValueError as exc:
+        except (ValueError, OSError) as exc:
             raise GraphStoreError(f"{ids_path} is not valid JSON: {exc}") from None
         if not isinstance(ids, list) or len(ids) != s["n_graphs"]:
             raise GraphStoreError(f"{ids_path} must be a list of {s['n_graphs']} ids")

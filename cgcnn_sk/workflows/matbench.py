@@ -26,6 +26,15 @@ continues it from there (``LoadInitState``), so a kill loses at most a minute of
 (a dielectric member trains for about 25 minutes). On Ctrl-C that member's predictions are not
 written (skorch would return it half-trained as if finished) and :func:`run_matbench` raises
 :class:`~cgcnn_sk._interrupt.RunInterrupted` saying what was kept.
+
+Two runs of the same call on one ``out`` share the work: each member is fitted under its lock
+(``folds/fold<k>_member<m>.lock``, the ``filelock`` package; released when its process ends,
+also on ``kill -9``), so a run skips the members another run is fitting and, at the end, waits
+for them, fitting one itself only if the other run did not finish it. The fold tables are
+written under ``summary.lock``. A file of the folder that cannot be read back (damaged by a
+crash or an edit) stops the run with a :class:`~cgcnn_sk.workflows._files.ResultFileError`
+naming it and saying what to delete; ``settings.json`` records the cgcnn_sk version, and a
+rerun by another version warns (:class:`~cgcnn_sk.InconsistentVersionWarning`).
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ from sklearn.compose import TransformedTargetRegressor
 from skorch.callbacks import Callback, Checkpoint, LoadInitState
 
 from .._utils import write_atomic
+from .._version import __version__, check_saved_version
 from ..datasets import TASKS, load_jdft2d, load_matbench, matbench_folds
 from ..descriptors import MatminerDescriptors
 from ..estimators._ensemble import CGCNNEnsembleRegressor
@@ -57,7 +67,9 @@ from ..nn._model import CGCNN
 from ..recipes import RECIPES, Recipe
 from ._build import recipe_callbacks
 from ._coverage import INTERVAL_LEVELS, interval_coverage, write_interval_report
+from ._files import ResultFileError, read_csv, read_json
 from ._interrupt import RunInterrupted, watch_sigint
+from ._locks import claim, unit_lock
 
 __all__ = [
     "INTERVAL_LEVELS",
@@ -337,16 +349,21 @@ def run_matbench(
     root = Path(out) / task / (preset if isinstance(preset, str) else "custom")
     fold_dir = root / "folds"
     fold_dir.mkdir(parents=True, exist_ok=True)
-    settings = _settings(recipe)
+    settings = {**_settings(recipe), "cgcnn_sk_version": __version__}
     settings_file = root / "settings.json"
     if settings_file.exists():
-        before = json.loads(settings_file.read_text())
+        before = read_json(settings_file, "delete it if the folder's results are from the same "
+                           "preset (the rerun writes it again), or use another --out")
         if _comparable(before) != _comparable(settings):
             raise ValueError(
                 f"{settings_file} holds other settings than preset {preset!r} gives now: "
                 "its finished folds would be mixed with new ones; use another --out"
             )
-    write_atomic(settings_file, json.dumps(settings, indent=1))
+        if before.get("cgcnn_sk_version") != __version__:  # finished folds of another version
+            check_saved_version(f"the results in {root}", before.get("cgcnn_sk_version"))
+            settings["cgcnn_sk_version"] = before.get("cgcnn_sk_version")  # warn on each rerun
+    with unit_lock(root / "summary.lock"):  # another run may write it too
+        write_atomic(settings_file, json.dumps(settings, indent=1))
 
     structures, y = _load(task, data_home)
     y = np.asarray(y, dtype=np.float64)
@@ -367,7 +384,6 @@ def run_matbench(
                    desc=f"matbench {task}", unit="epoch")
         callbacks = [("progress", _EpochBar(bar))]
     members = _member(recipe, callbacks).members()
-    current = None  # the member being fitted, which a Ctrl-C must not leave on disk
     featurizer = CrystalGraphFeaturizer(**recipe["featurizer"])
     fold_graphs = {}
 
@@ -385,49 +401,72 @@ def run_matbench(
             fold_graphs[k] = featurizer.fit_transform(desc.transform(structures))
         return fold_graphs[k]
 
+    now = {"current": None, "ckpt": None}  # the member being fitted (a Ctrl-C must not keep it)
+
+    def fit_member(k: int, m: int, name: str, member) -> None:
+        """Fit member ``m`` on fold ``k`` and write it; the caller holds its lock."""
+        path = member_file(k, m)
+        if path.exists():  # another process finished it while this one waited
+            return
+        train, test = splits[k]
+        if bar is not None:
+            bar.set_postfix_str(f"fold {k} {name}")
+        now["current"], now["ckpt"] = f"fold {k} member {m}", path.with_suffix(".ckpt")
+        fitting, restored = _resumable(member, now["ckpt"])
+        t0 = time.perf_counter()
+        graphs = graphs_of(k)
+        fitting.fit(graphs[train], y[train])
+        pred = fitting.predict(graphs[test])
+        wall = time.perf_counter() - t0
+        watch.check()  # skorch ends its epoch loop on Ctrl-C and returns
+        net = getattr(fitting, "regressor_", fitting)
+        text = pd.DataFrame({"id": ids[test], "prediction": pred}).to_csv(index=False)
+        meta = {"member": name, "wall_s": wall, "epochs": len(net.history)}
+        if restored:  # the epochs of the killed run count in the member's time
+            meta["resumed_after_epoch"] = restored
+            meta["wall_s"] += float(sum(net.history[:restored, "dur"]))
+        write_atomic(path.with_suffix(".json"), json.dumps(meta))
+        write_atomic(path, text)  # last: the csv marks the member finished
+        shutil.rmtree(now["ckpt"], ignore_errors=True)
+        now["current"] = None
+        with unit_lock(root / "summary.lock"):  # the tables on disk follow every member
+            _finish_fold(k, splits[k], ids, y, recipe, root)
+            _summarize(task, root)
+
     with watch_sigint() as watch:
         try:
             # Member-major: a partial run gives every fold's first member (a full 5-fold
-            # score of a single net) before the ensembles grow.
+            # score of a single net) before the ensembles grow. A member another process
+            # (the same command on the same --out) is fitting is left to it; this one comes
+            # back to it at the end, and fits it only if that process did not finish it.
+            busy = []
             for m, (name, member) in enumerate(members):
                 for k in folds:
-                    path = member_file(k, m)
-                    if path.exists():
+                    if member_file(k, m).exists():
                         continue
-                    train, test = splits[k]
-                    if bar is not None:
-                        bar.set_postfix_str(f"fold {k} {name}")
-                    current = f"fold {k} member {m}"
-                    ckpt = path.with_suffix(".ckpt")
-                    fitting, restored = _resumable(member, ckpt)
-                    t0 = time.perf_counter()
-                    graphs = graphs_of(k)
-                    fitting.fit(graphs[train], y[train])
-                    pred = fitting.predict(graphs[test])
-                    wall = time.perf_counter() - t0
-                    watch.check()  # skorch ends its epoch loop on Ctrl-C and returns
-                    net = getattr(fitting, "regressor_", fitting)
-                    text = pd.DataFrame({"id": ids[test], "prediction": pred}).to_csv(
-                        index=False)
-                    meta = {"member": name, "wall_s": wall, "epochs": len(net.history)}
-                    if restored:  # the epochs of the killed run count in the member's time
-                        meta["resumed_after_epoch"] = restored
-                        meta["wall_s"] += float(sum(net.history[:restored, "dur"]))
-                    write_atomic(path.with_suffix(".json"), json.dumps(meta))
-                    write_atomic(path, text)  # last: the csv marks the member finished
-                    shutil.rmtree(ckpt, ignore_errors=True)
-                    current = None
+                    with claim(member_file(k, m).with_suffix(".lock")) as mine:
+                        if mine:
+                            fit_member(k, m, name, member)
+                        else:
+                            busy.append((k, m, name, member))
+            for k, m, name, member in busy:
+                with unit_lock(member_file(k, m).with_suffix(".lock")):  # wait for it
+                    fit_member(k, m, name, member)
+            with unit_lock(root / "summary.lock"):
+                for k in folds:  # resumed runs with nothing left to fit still get their summary
                     _finish_fold(k, splits[k], ids, y, recipe, root)
-                    _summarize(task, root)  # the tables on disk follow every member
-            for k in folds:  # resumed runs with nothing left to fit still get their summary
-                _finish_fold(k, splits[k], ids, y, recipe, root)
+                table = _summarize(task, root)
         except KeyboardInterrupt:
             done = len(list(fold_dir.glob("fold*_member*.csv")))
+            current, ckpt = now["current"], now["ckpt"]
             lost = f"{current} was not written" if current else "no member was being fitted"
             history = ckpt / "history.json" if current else None
             if history is not None and history.exists():
-                lost += (f" (its checkpoint after epoch {len(json.loads(history.read_text()))} "
-                         f"is kept in {ckpt})")
+                try:
+                    epochs = len(json.loads(history.read_text()))
+                    lost += f" (its checkpoint after epoch {epochs} is kept in {ckpt})"
+                except (ValueError, OSError):  # cut short by the interrupt itself
+                    lost += f" (its checkpoint in {ckpt} may be incomplete)"
             raise RunInterrupted(
                 f"interrupted (Ctrl-C); {done} finished member file(s) kept in {fold_dir}, "
                 f"{lost}; a rerun of the same call resumes from there"
@@ -435,7 +474,7 @@ def run_matbench(
         finally:
             if bar is not None:
                 bar.close()
-    return _summarize(task, root)
+    return table
 
 
 def _finish_fold(k, split, ids, y, recipe, root: Path) -> None:
@@ -449,10 +488,9 @@ def _finish_fold(k, split, ids, y, recipe, root: Path) -> None:
     if not files:
         return
     _, test = split
-    preds = np.column_stack([
-        pd.read_csv(f).set_index("id").loc[ids[test], "prediction"].to_numpy() for f in files
-    ])
-    metas = [json.loads(f.with_suffix(".json").read_text()) for f in files]
+    preds = np.column_stack([_member_predictions(f, ids[test]) for f in files])
+    metas = [read_json(f.with_suffix(".json"), _REFIT.format(name=f.name),
+                       keys=("wall_s", "epochs")) for f in files]
     mean = preds.mean(axis=1)
     err = mean - y[test]
     wall = float(sum(m["wall_s"] for m in metas))
@@ -466,12 +504,32 @@ def _finish_fold(k, split, ids, y, recipe, root: Path) -> None:
         "wall_s": round(wall, 1), "epochs": epochs,
         "epochs_per_s": round(epochs / wall, 3) if wall > 0 else None,
         "torch_threads": torch.get_num_threads(),
-        "settings": json.loads((root / "settings.json").read_text()),
+        "settings": read_json(root / "settings.json", "delete it; the rerun writes it again"),
     }
     write_atomic(fold_dir / f"fold{k}.json", json.dumps(record, indent=1))
     frame = pd.DataFrame({"id": ids[test], "fold": k, "target": y[test], "prediction": mean,
                           "member_std": preds.std(axis=1)})
     write_atomic(fold_dir / f"fold{k}_predictions.csv", frame.to_csv(index=False))
+
+
+#: What to do about a damaged member file.
+_REFIT = ("delete it and the member's other file (fold<k>_member<m>.csv and .json, here "
+          "{name}); a rerun fits that member again")
+
+
+def _member_predictions(path: Path, test_ids: np.ndarray) -> np.ndarray:
+    """A member's test predictions, in the fold's order; a ResultFileError names a bad file."""
+    remedy = _REFIT.format(name=path.name)
+    frame = read_csv(path, remedy, columns=("id", "prediction")).set_index("id")
+    missing = pd.Index(test_ids).difference(frame.index)
+    if len(missing) or frame.index.has_duplicates:
+        raise ResultFileError(
+            f"{path} does not hold one prediction for each of the fold's {len(test_ids)} test "
+            f"rows ({len(missing)} missing, e.g. {list(missing[:2])}): {remedy}")
+    values = frame.loc[test_ids, "prediction"].to_numpy()
+    if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
+        raise ResultFileError(f"{path} holds predictions that are not finite numbers: {remedy}")
+    return values
 
 
 def calibration(y_true, y_pred, y_std) -> dict[str, float]:
@@ -528,13 +586,16 @@ def summarize_matbench(
 
 def _summarize(task: str, root: Path) -> pd.DataFrame:
     fold_dir = root / "folds"
-    records = [json.loads((fold_dir / f"fold{k}.json").read_text()) for k in range(5)
-               if (fold_dir / f"fold{k}.json").exists()]
+    again = "delete it; a rerun writes it again from the member files"
+    records = [read_json(fold_dir / f"fold{k}.json", again, keys=("fold", "mae"))
+               for k in range(5) if (fold_dir / f"fold{k}.json").exists()]
     table = pd.DataFrame([{k: v for k, v in r.items() if k != "settings"} for r in records])
     if not records:
         return table
-    preds = pd.concat([pd.read_csv(fold_dir / f"fold{r['fold']}_predictions.csv")
-                       for r in records]).sort_values("id")
+    preds = pd.concat([
+        read_csv(fold_dir / f"fold{r['fold']}_predictions.csv", again,
+                 columns=("id", "target", "prediction", "member_std"))
+        for r in records]).sort_values("id")
     write_atomic(root / "predictions.csv", preds.to_csv(index=False))
     write_atomic(root / "summary.csv", table.to_csv(index=False))
     unit = TASKS[task].unit
