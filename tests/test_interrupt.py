@@ -238,45 +238,43 @@ def test_study_does_not_score_an_interrupted_fit(small, monkeypatch):
     fits = _ctrl_c_at(monkeypatch, epoch=1, fit=3)  # setting 2 (max), its first fold
     with pytest.raises(RunInterrupted) as exc:
         run_study(structures, y, "pooling", cv=2, params={**TINY, "cgcnn__max_epochs": 2},
-                  grids={"pooling": {"cgcnn__module__pooling": ["mean", "max"]}}, n_jobs=1)
+                  n_jobs=1)
     assert len(fits) == 3  # the second fold of "max" never started
     partial = exc.value.result
     assert list(partial.table["setting"]) == ["pooling=mean"] * 2
     assert (partial.table["status"] == "ok").all()
     assert set(partial.predictions["setting"]) == {"pooling=mean"}
     assert str(exc.value) == partial.meta["interrupted"]
-    assert str(exc.value).startswith(
-        "PARTIAL: interrupted (Ctrl-C) in pooling: pooling=max; 1 of 2 settings finished")
+    assert str(exc.value).startswith("PARTIAL: interrupted (Ctrl-C) after 2 of 4 fits; they "
+                                     "are reported; the others were not run")
 
 
-def test_study_with_memory_resumes_from_the_finished_settings(small, monkeypatch, tmp_path):
+def test_study_with_memory_resumes_from_the_finished_fits(small, monkeypatch, tmp_path):
     structures, y = small
-    kwargs = dict(cv=2, params={**TINY, "cgcnn__max_epochs": 2}, n_jobs=1,
-                  grids={"pooling": {"cgcnn__module__pooling": ["mean", "max"]}})
+    kwargs = dict(cv=2, params={**TINY, "cgcnn__max_epochs": 2}, n_jobs=1)
     _ctrl_c_at(monkeypatch, epoch=1, fit=3)
-    with pytest.raises(RunInterrupted, match=f"1 of 2 settings finished: they are reported "
-                                             f"and cached in {tmp_path}, so the same call"):
+    with pytest.raises(RunInterrupted, match=f"after 2 of 4 fits; they are reported and "
+                                             f"cached in {tmp_path}, so the same call"):
         run_study(structures, y, "pooling", memory=tmp_path, **kwargs)
     monkeypatch.undo()
     fits = _ctrl_c_at(monkeypatch, epoch=99)  # counts fits, never interrupts
     resumed = run_study(structures, y, "pooling", memory=tmp_path, **kwargs)
     assert len(fits) == 2  # the two folds of pooling=max; pooling=mean came from the cache
-    assert resumed.meta["settings_from_cache"] == 1
+    assert resumed.meta["fits_from_cache"] == 2
     monkeypatch.undo()
     fresh = run_study(structures, y, "pooling", **kwargs)
     cols = ["setting", "fold", "test_mae", "test_rmse", "epochs", "status"]
     pd.testing.assert_frame_equal(resumed.table[cols], fresh.table[cols])
     pd.testing.assert_frame_equal(resumed.predictions, fresh.predictions)
-    assert "settings_from_cache" not in fresh.meta
+    assert "fits_from_cache" not in fresh.meta
 
 
-def test_study_interrupted_in_its_first_setting_has_no_result(small, monkeypatch):
+def test_study_interrupted_in_its_first_fit_has_no_result(small, monkeypatch):
     structures, y = small
     _ctrl_c_at(monkeypatch, epoch=1, fit=1)
     with pytest.raises(RunInterrupted,
-                       match="pooling=mean; no setting had finished, nothing is kept") as exc:
-        run_study(structures, y, "pooling", cv=2, params=TINY, n_jobs=1,
-                  grids={"pooling": {"cgcnn__module__pooling": ["mean"]}})
+                       match="after 0 of 4 fits; no fit had finished, nothing is kept") as exc:
+        run_study(structures, y, "pooling", cv=2, params=TINY, n_jobs=1)
     assert exc.value.result is None
 
 
@@ -289,15 +287,16 @@ def test_cli_study_writes_a_partial_report_and_resumes(csv_file, tmp_path, monke
             "--cgcnn__module__h_fea_len=8", "--cgcnn__module__n_conv=1"]
     assert main(argv) == 130
     err = capsys.readouterr().err
-    assert err.startswith("cgcnn-sk study: PARTIAL: interrupted (Ctrl-C) in pooling: "
-                          "pooling=max; 1 of 2 settings finished")
+    assert err.startswith("cgcnn-sk study: PARTIAL: interrupted (Ctrl-C) after 2 of 4 fits")
     assert f"partial report: {out / 'report.html'}" in err
     assert list(pd.read_csv(out / "results.csv")["setting"]) == ["pooling=mean"] * 2
     md = (out / "report.md").read_text().splitlines()
-    assert md[0] == "# cgcnn_sk study report"
-    assert md[2].startswith("> **PARTIAL: interrupted (Ctrl-C) in pooling: pooling=max")
+    assert md[0] == "# What the study found"
+    assert md[2].startswith("> **PARTIAL: interrupted (Ctrl-C) after 2 of 4 fits")
     html = (out / "report.html").read_text()
-    assert "</h1>\n<p><b>PARTIAL: interrupted (Ctrl-C)" in html
+    assert '<p class="partial"><b>PARTIAL: interrupted (Ctrl-C)' in html
+    monkeypatch.undo()
+    fits = _ctrl_c_at(monkeypatch, epoch=99)
     assert f"Resume with the same command: cgcnn-sk study --data csv:{csv_file}" in err
     monkeypatch.undo()
     fits = _ctrl_c_at(monkeypatch, epoch=99)

@@ -22,7 +22,7 @@ SMALL = {
     "01_crystal_graph_nacl.ipynb": {},
     "02_train_cgcnn.ipynb": {"N_SAMPLES": 40, "MAX_EPOCHS": 2},
     "03_studies.ipynb": {
-        "N_SAMPLES": 24, "CV": 2, "STUDIES": ["pooling", "baseline"],
+        "N_SAMPLES": 24, "CV": 2, "STUDIES": ["pooling", "baseline"], "REPEATS": 2,
         "PARAMS": {"cgcnn__max_epochs": 2, "cgcnn__module__atom_fea_len": 8,
                    "cgcnn__module__h_fea_len": 8, "cgcnn__module__n_conv": 1},
         "N_JOBS": 1,

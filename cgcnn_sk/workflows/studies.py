@@ -51,6 +51,7 @@ import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,7 @@ from sklearn.utils.validation import check_memory
 from ..recipes import get_recipe
 from ._build import recipe_pipeline
 from ._interrupt import RunInterrupted, SigintWatch, watch_sigint
+from ._locks import unit_lock
 
 __all__ = [
     "FACTORS",
@@ -485,6 +487,18 @@ def _fit(est, X, y, train, test, ids, scoring, key=None) -> dict:
     return {"row": row, "hist": hist, "pred": pred}
 
 
+def _locked_fit(location, est, X, y, train, test, ids, scoring, key) -> dict:
+    """:func:`_fit` through the disk cache at ``location``, one process at a time per fit.
+
+    A second study on the same cache waits while the first fits, then reads the result:
+    no fit runs twice and no cache entry is written by two processes. The lock is the OS's,
+    so a killed process releases it.
+    """
+    cached = joblib.Memory(location, verbose=0).cache(_fit, ignore=["est", "X", "scoring"])
+    with unit_lock(Path(location) / "locks" / f"{joblib.hash(key)}.lock"):
+        return cached(est, X, y, train, test, ids, scoring, key=key)
+
+
 def _fit_key(est) -> str:
     """Hash of every parameter value (classes, dicts and callbacks included)."""
     params = est.get_params(deep=True)
@@ -708,7 +722,8 @@ def run_study(
                     key=lambda j: -int(j.est.get_params().get("graph__max_num_nbr", 0) or 0))
 
     cached = memory is not None and memory.location is not None
-    fit = memory.cache(_fit, ignore=["est", "X", "scoring"]) if cached else _fit
+    fit = (partial(_locked_fit, memory.location) if cached else _fit)
+    check = memory.cache(_fit, ignore=["est", "X", "scoring"]) if cached else None
     x_hash = {}
 
     def key(job: _Job):
@@ -747,7 +762,7 @@ def run_study(
         for j in local + pooled:
             args = (j.est, j.X, y, j.train, j.test, ids, scoring)
             kw = {"key": key(j)} if cached else {}
-            if cached and fit.check_call_in_cache(*args, **kw):
+            if cached and check.check_call_in_cache(*args, **kw):
                 from_cache += 1
             calls.append((j, args, kw))
         try:

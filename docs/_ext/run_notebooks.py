@@ -27,7 +27,7 @@ DOCS_PARAMS: dict[str, dict] = {
     "02_train_cgcnn.ipynb": {},
     "03_studies.ipynb": {
         "N_SAMPLES": 150, "CV": 3, "STUDIES": ["neighbours", "pooling", "baseline"],
-        "PARAMS": {"cgcnn__max_epochs": 20}, "N_JOBS": 1,
+        "PARAMS": {"cgcnn__max_epochs": 20}, "N_JOBS": 1, "REPEATS": 2,
     },
     "04_contributions.ipynb": {},
 }
