@@ -175,10 +175,10 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType({
     "long": replace(_RECIPE, name="long", summary="The recipe with a 600-epoch cosine.",
                     cgcnn={**_RECIPE.cgcnn, "max_epochs": 600}),
     # A fit a fifth as long, so that a factorial study fits in the quick preset's 15 minutes
-    # on 2 cores. On the 5 official jdft2d folds (seed 0, benchmarks/study_schedule.py) it
-    # scores 43.6 meV/atom against 41.5-42.3 for single 300-epoch nets (seeds 0-4): slightly
-    # worse, so the quick study's verdicts are about this cheaper fit, and the full study
-    # trains the default schedule.
+    # on 2 cores. On the 5 official jdft2d folds (benchmarks/study_schedule.py) it scores
+    # 43.6 / 41.9 / 43.1 meV/atom (seeds 0-2) against 40.9-42.3 for single 300-epoch nets
+    # (seeds 0-4): about 1.5 worse, so the quick study's verdicts are about this cheaper fit,
+    # and the full study trains the default schedule.
     "study": replace(_DEFAULT, name="study",
                      summary="The default net with a 60-epoch cosine: the quick study's fit.",
                      cgcnn={**_DEFAULT.cgcnn, "max_epochs": 60}),

@@ -27,10 +27,10 @@ SCRIPT = textwrap.dedent("""
     cache, log, pause, out = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
     original, cached = studies._fit, studies._locked_fit
 
-    def logged_fit(*args, **kwargs):  # runs only on a cache miss
+    def logged_fit(est, X, y, train, test, ids, scoring, key=None):  # on a cache miss only
         with open(log, "a") as f:
             f.write("fit\\n")
-        return original(*args, **kwargs)
+        return original(est, X, y, train, test, ids, scoring, key=key)
 
     def paused(*args, **kwargs):  # the result is in the cache before the pause
         result = cached(*args, **kwargs)
