@@ -22,6 +22,7 @@ MODULES = [
     "cgcnn_sk.recipes",
     "cgcnn_sk.datasets",
     "cgcnn_sk.baselines",
+    "cgcnn_sk.descriptors",
     "cgcnn_sk.pretrained",
     "cgcnn_sk.workflows",
     "cgcnn_sk.workflows.studies",
