@@ -47,7 +47,8 @@ def test_help_of_every_subcommand(command, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"usage: cgcnn-sk {command}")
     if command == "study":
-        assert "preset quick: cv=4" in out and "neighbours: {graph__max_num_nbr:" in out
+        assert "preset quick: recipe 'study', 5 folds, half factorial" in out
+        assert "factors (2 levels each, + is the recipe's): max_num_nbr 4 vs 12" in out
         assert "--cgcnn__module__pooling=max" in out
     if command == "predict":
         assert "pretrained model name" in out and "--model" in out
@@ -86,7 +87,7 @@ def test_parse_set_params_rejects(extra, match):
     "argv, code, message",
     [
         (["study", "--studies", "neighbours,poolng"], 1,
-         "cgcnn-sk study: error: unknown study 'poolng'; choose from all, hyperparameters"),
+         "cgcnn-sk study: error: unknown study 'poolng'; choose from all, neighbours"),
         (["study", "--data", "csv:/nonexistent/data.csv"], 1,
          "cgcnn-sk study: error: cannot read data 'csv:/nonexistent/data.csv': "
          "/nonexistent/data.csv does not exist"),
@@ -202,9 +203,10 @@ def test_study_end_to_end_writes_report(csv_file, tmp_path, capsys):
     assert len(table) == 2 * 2 and set(table["setting"]) == {"pooling=mean", "pooling=max"}
     assert (table["max_epochs"] == 2).all()
     md = (out / "report.md").read_text()
-    assert "**Conclusion.** pooling=" in md and "cgcnn-sk study --data csv:" in md
-    assert "corrected resampled t-test p = " in md
-    assert (out / "study_pooling.png").exists() and (out / "loss_pooling.png").exists()
+    assert md.startswith("# What the study found")
+    assert "| Mean or max pooling? | pooling=" in md and "cgcnn-sk study --data csv:" in md
+    assert "P(better) = " in md and "ROPE" in md
+    assert (out / "effects.png").exists() and (out / "loss.png").exists()
 
 
 def test_predict_with_a_pretrained_model(tmp_path, capsys):

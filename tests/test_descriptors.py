@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import doctest
 import pickle
-from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
@@ -16,6 +15,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import estimator_checks
 
 from cgcnn_sk import CGCNNRegressor, CrystalGraphFeaturizer, baselines, descriptors
+from cgcnn_sk._utils import LRUCache
 from cgcnn_sk.descriptors import MatminerDescriptors
 
 MEAN_EN = "MagpieData mean Electronegativity"
@@ -70,7 +70,7 @@ def nan_features(monkeypatch):
 
     labels = baselines.MatminerFeaturizer("magpie").fit(ROW3[:1]).feature_names_out_
     monkeypatch.setattr(baselines, "_raw_features", fake)
-    monkeypatch.setattr(baselines, "_RAW_CACHE", OrderedDict())  # no clean values cached
+    monkeypatch.setattr(baselines, "_RAW_CACHE", LRUCache(1 << 20))  # no clean values cached
     return real, labels
 
 
@@ -101,7 +101,7 @@ def test_infinite_descriptors_are_errors_naming_the_structure(monkeypatch):
         return values
 
     monkeypatch.setattr(baselines, "_raw_features", fake)
-    monkeypatch.setattr(baselines, "_RAW_CACHE", OrderedDict())
+    monkeypatch.setattr(baselines, "_RAW_CACHE", LRUCache(1 << 20))
     with pytest.raises(ValueError, match=r"position 1 \[MgS\]: ElementProperty gave NaN/inf"):
         MatminerDescriptors("magpie").fit(ROW3)
 

@@ -118,10 +118,11 @@ def test_a_callbacks_keyboardinterrupt_is_not_a_ctrl_c(small):
 @pytest.mark.parametrize("split", ["validation", "whole set"])
 def test_train_saves_the_model_trained_so_far(csv_file, small, tmp_path, monkeypatch, capsys,
                                              split):
-    flags = [] if split == "validation" else ["--cgcnn__train_split=None",
-                                              "--cgcnn__patience=None"]
-    params = {} if split == "validation" else {"cgcnn__train_split": None,
-                                               "cgcnn__patience": None}
+    # cgcnn-sk train fits the default recipe (the whole set); a validation split is a flag
+    flags = (["--cgcnn__train_split=auto", "--cgcnn__patience=60"] if split == "validation"
+             else [])
+    params = ({"cgcnn__train_split": "auto", "cgcnn__patience": 60} if split == "validation"
+              else {})
     model = tmp_path / "model.joblib"
     _ctrl_c_at(monkeypatch, epoch=3)
     code = main(["train", "--data", f"csv:{csv_file}", "--out", str(model), "--quiet",
@@ -136,7 +137,7 @@ def test_train_saves_the_model_trained_so_far(csv_file, small, tmp_path, monkeyp
     # the same as a run that skorch stops itself when epoch 3 begins (same seed, same data)
     data = load_data(f"csv:{csv_file}")
     structures = data.structures
-    reference = make_cgcnn_pipeline("quick", 0, **TINY, **params,
+    reference = make_cgcnn_pipeline("default", 0, **TINY, **params,
                                     cgcnn__callbacks=[("stop", _StopAt(3))]).fit(structures,
                                                                                  data.y)
     saved = load(model)
