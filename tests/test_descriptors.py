@@ -102,7 +102,7 @@ def test_infinite_descriptors_are_errors_naming_the_structure(monkeypatch):
 
     monkeypatch.setattr(baselines, "_raw_features", fake)
     monkeypatch.setattr(baselines, "_RAW_CACHE", LRUCache(1 << 20))
-    with pytest.raises(ValueError, match=r"position 1 \[MgS\]: ElementProperty gave NaN/inf"):
+    with pytest.raises(ValueError, match=r"item 1: \[MgS\] ElementProperty gave NaN/inf"):
         MatminerDescriptors("magpie").fit(ROW3)
 
 
