@@ -19,6 +19,9 @@ FACTORS = {"pooling": ["max", "mean"], "batchnorm": [False, True]}
 META = {"factors": FACTORS, "factor_params": {"pooling": "cgcnn__module__pooling",
                                               "batchnorm": "cgcnn__module__batchnorm"},
         "studies": ["pooling", "baseline"], "rope": 0.025, "unit": UNIT, "fraction": "full",
+        "questions": {"neighbours": [["max_num_nbr"]], "pooling": [["pooling"]],
+                      "activation_batchnorm": [["activation"], ["batchnorm"],
+                                               ["activation", "batchnorm"]]},
         "n_settings": 4, "data": "hand-made", "target": "energy", "n_samples": 40}
 
 

@@ -32,7 +32,8 @@ _FACT_ORDER = ["data", "target", "unit", "n_samples", "preset", "recipe", "facto
                "n_settings", "cv", "folds", "repeats", "rope", "n_fits", "random_state",
                "baseline_cgcnn", "neighbour_shells", "featurize_first_time", "wall_time",
                "command"]
-_HIDDEN = {"studies", "interrupted", "params", "inner_cv", "n_jobs", "factor_params"}
+_HIDDEN = {"studies", "interrupted", "params", "inner_cv", "n_jobs", "factor_params",
+           "questions"}
 _FIGURES = {"neighbours": ["effects", "loss"], "activation_batchnorm": ["interaction"],
             "pooling": [], "baseline": ["baseline", "parity"]}
 _QUESTIONS = {

@@ -387,12 +387,6 @@ _WORDS = {
 }
 
 
-def _questions():
-    from ..workflows.studies import QUESTIONS
-
-    return QUESTIONS
-
-
 def effects(table: pd.DataFrame, meta: Mapping) -> pd.DataFrame:
     """Every effect of the questions a study asked, decided on the design's rows.
 
@@ -401,7 +395,8 @@ def effects(table: pd.DataFrame, meta: Mapping) -> pd.DataFrame:
     table : DataFrame
         The tidy table of :class:`~cgcnn_sk.workflows.studies.StudyResult`.
     meta : mapping
-        Its ``meta``: ``factors`` (factor -> ``[low, high]``), ``studies``, ``rope``.
+        Its ``meta``: ``factors`` (factor -> ``[low, high]``), ``questions`` (question -> its
+        terms, each a list of factors), ``studies``, ``rope``.
 
     Returns
     -------
@@ -417,7 +412,8 @@ def effects(table: pd.DataFrame, meta: Mapping) -> pd.DataFrame:
     rows = factor_levels(rows, meta)
     levels = {f: (_describe_level(lo), _describe_level(hi)) for f, (lo, hi) in factors.items()}
     out = []
-    for q, terms in _questions().items():
+    for q, terms in (meta.get("questions") or {}).items():
+        terms = [tuple(t) for t in terms]
         terms = [t for t in terms if all(f in levels for f in t)]  # factors of this design
         if q not in meta.get("studies", []) or not terms:
             continue

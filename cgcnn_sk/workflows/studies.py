@@ -634,7 +634,7 @@ def run_study(
     >>> result = run_study(structures, y, study="pooling", cv=3)  # doctest: +SKIP
     >>> result.conclusions()["pooling"]  # doctest: +SKIP
     """
-    from .. import __version__
+    from .._version import __version__
 
     t_start = time.perf_counter()
     names = _resolve_studies(study)
@@ -793,6 +793,7 @@ def run_study(
         "factors": {f: [_describe(table_levels[f][1]), _describe(table_levels[f][2])]
                     for f in factors},
         "factor_params": {f: table_levels[f][0] for f in factors},
+        "questions": {q: [list(term) for term in QUESTIONS[q]] for q in names if q in QUESTIONS},
         "fraction": "half" if fraction == "half" and len(factors) >= 4 else "full",
         "n_settings": len(settings),
         "n_samples": len(X),
