@@ -34,7 +34,7 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 root_doc = "index"
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "_ext", "_inventories", "README_draft.md", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "_ext", "_inventories", "**.ipynb_checkpoints"]
 
 # -- API reference: autosummary pages from each module's __all__ ----------------------------
 autosummary_generate = True

@@ -149,7 +149,7 @@ def write_graph_store(
     need never be in memory together); each chunk goes through ``featurizer.transform`` and
     becomes one shard. Only one chunk of structures and graphs is held at a time, plus the
     featurizer's in-process neighbour cache (bounded, 1 GB by default; see
-    ``cgcnn_sk.graph._featurizer.cache_info``).
+    ``cgcnn_sk.graph._neighbours.cache_info``).
 
     Parameters
     ----------

@@ -43,14 +43,13 @@ draws the figures and writes the report from them.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -67,8 +66,10 @@ from sklearn.utils.validation import check_memory
 
 from ..recipes import get_recipe
 from ._build import recipe_pipeline
+from ._design import FACTORS, QUESTIONS, STUDIES, _resolve_studies, design_settings
 from ._interrupt import RunInterrupted, SigintWatch, watch_sigint
 from ._locks import unit_lock
+from ._study_result import PARAM_COLUMNS, TIDY_COLUMNS, StudyResult
 
 __all__ = [
     "FACTORS",
@@ -83,55 +84,7 @@ __all__ = [
     "run_study",
 ]
 
-STUDIES = ("neighbours", "activation_batchnorm", "pooling", "baseline")
-
-#: factor -> (pipeline parameter, ``-`` level, ``+`` level); ``+`` is the recipe's value
-FACTORS: dict[str, tuple[str, Any, Any]] = {
-    "max_num_nbr": ("graph__max_num_nbr", 4, 12),
-    "activation": ("cgcnn__module__activation", "relu", "softplus"),
-    "batchnorm": ("cgcnn__module__batchnorm", False, True),
-    "pooling": ("cgcnn__module__pooling", "max", "mean"),
-}
-
-#: question -> the effects that answer it (a tuple of factors: a main effect or an interaction)
-QUESTIONS: dict[str, list[tuple[str, ...]]] = {
-    "neighbours": [("max_num_nbr",)],
-    "activation_batchnorm": [("activation",), ("batchnorm",), ("activation", "batchnorm")],
-    "pooling": [("pooling",)],
-}
-
-#: tidy column -> pipeline parameter recorded for every CGCNN row
-PARAM_COLUMNS = {
-    "max_num_nbr": "graph__max_num_nbr",
-    "radius": "graph__radius",
-    "activation": "cgcnn__module__activation",
-    "batchnorm": "cgcnn__module__batchnorm",
-    "pooling": "cgcnn__module__pooling",
-    "criterion": "cgcnn__criterion",
-    "lr": "cgcnn__lr",
-    "max_epochs": "cgcnn__max_epochs",
-}
 _SHORT = {v: k for k, v in PARAM_COLUMNS.items()}
-
-#: columns of ``StudyResult.table``, one row per fit
-TIDY_COLUMNS = [
-    "study",  # "factorial" (the design) or "baseline" (the RF comparison's extra fits)
-    "model",  # "cgcnn" or the baseline's name ("rf")
-    "setting",  # label of the setting, e.g. "max_num_nbr=4, activation=relu, ..."
-    "params",  # JSON of the setting (for nested CV: the setting the inner CV chose)
-    "repeat",  # repetition of the cross-validation (0: the design's folds)
-    "fold",  # fold within the repeat, 0-based
-    "n_train",
-    "n_test",
-    "test_mae",  # mean absolute error on the held-out fold, target units; NaN if failed
-    "test_rmse",
-    "fit_time",  # s, fit of the whole pipeline on the training part (incl. graph re-cut)
-    "score_time",  # s
-    "epochs",  # epochs trained
-    "status",  # "ok" or "failed"
-    "error",  # why the fit or its scoring failed ("" when ok)
-    *PARAM_COLUMNS,
-]
 
 #: Study presets. ``recipe`` names the network and schedule (:data:`cgcnn_sk.recipes.RECIPES`);
 #: ``cv`` folds (the official Matbench folds on Matbench data); ``fraction`` of the 2^k design
@@ -188,168 +141,6 @@ def _label(params: Mapping[str, Any]) -> str:
     )
 
 
-# --------------------------------------------------------------------------- design
-def design_settings(
-    factors: Sequence[str], fraction: str = "full", levels: Mapping[str, tuple] | None = None
-) -> list[dict[str, Any]]:
-    """The settings of a two-level factorial design, as ``set_params`` dicts.
-
-    Parameters
-    ----------
-    factors : sequence of str
-        Names in :data:`FACTORS` (or in ``levels``).
-    fraction : {"full", "half"}, default="full"
-        ``"half"`` keeps the settings whose signs multiply to ``+`` (defining relation
-        ``I = AB...``): resolution IV from four factors on. With fewer factors a half
-        fraction would alias main effects with interactions, so the full design is used.
-    levels : mapping, optional
-        Factor -> ``(parameter, low, high)`` replacing :data:`FACTORS` entries.
-
-    Returns
-    -------
-    settings : list of dict
-        The all-``+`` setting (the recipe's) first.
-
-    Examples
-    --------
-    >>> s = design_settings(["max_num_nbr", "activation", "batchnorm", "pooling"], "half")
-    >>> len(s), s[0]["graph__max_num_nbr"], s[0]["cgcnn__module__pooling"]
-    (8, 12, 'mean')
-    >>> len(design_settings(["pooling", "batchnorm"], "half"))
-    4
-    """
-    table = {**FACTORS, **(levels or {})}
-    unknown = [f for f in factors if f not in table]
-    if unknown:
-        raise ValueError(f"unknown factor(s) {unknown}; known: {sorted(table)}")
-    if fraction not in ("full", "half"):
-        raise ValueError(f"fraction must be 'full' or 'half', got {fraction!r}")
-    half = fraction == "half" and len(factors) >= 4
-    out = []
-    for signs in itertools.product((1, -1), repeat=len(factors)):
-        if half and np.prod(signs) < 0:
-            continue
-        out.append({table[f][0]: table[f][2] if s > 0 else table[f][1]
-                    for f, s in zip(factors, signs, strict=True)})
-    return out
-
-
-# --------------------------------------------------------------------------- result
-@dataclass
-class StudyResult:
-    """What :func:`run_study` returns: tidy tables a report is drawn from.
-
-    Attributes
-    ----------
-    table : DataFrame
-        One row per fit; columns :data:`TIDY_COLUMNS`.
-    histories : DataFrame
-        Loss curves: ``study, model, setting, repeat, fold, epoch, train_loss`` (plus
-        ``train_mae`` in target units).
-    predictions : DataFrame
-        Out-of-fold predictions: ``study, model, setting, repeat, fold, index, id, y_true,
-        y_pred``.
-    meta : dict
-        Run facts: ``preset``, ``recipe``, ``factors``, ``fraction``, ``cv``, ``repeats``,
-        ``rope``, ``random_state``, ``n_samples``, ``studies``, ``baseline_cgcnn``,
-        ``neighbour_shells``, ``wall_time`` and what the caller adds (``data``, ``target``,
-        ``unit``).
-    settings : dict
-        Setting label -> ``set_params`` dict of every setting of the design (in memory only).
-
-    Examples
-    --------
-    >>> result = run_study(structures, y, study="pooling")  # doctest: +SKIP
-    >>> result.effects()[["term", "effect", "verdict"]]  # doctest: +SKIP
-    >>> result.write_report("report/")  # doctest: +SKIP
-    """
-
-    table: pd.DataFrame
-    histories: pd.DataFrame
-    predictions: pd.DataFrame
-    meta: dict = field(default_factory=dict)
-    settings: dict = field(default_factory=dict)
-
-    def summary(self) -> pd.DataFrame:
-        """Mean and std of the fold MAEs per setting (:func:`cgcnn_sk.report.summarize`)."""
-        from ..report import summarize
-
-        return summarize(self.table)
-
-    def effects(self) -> pd.DataFrame:
-        """Every effect the questions asked for, decided (:func:`~cgcnn_sk.report.effects`)."""
-        from ..report import effects
-
-        return effects(self.table, self.meta)
-
-    def baseline(self) -> dict | None:
-        """CGCNN against the RF (:func:`~cgcnn_sk.report.baseline_comparison`), or None."""
-        from ..report import baseline_comparison
-
-        return baseline_comparison(self.table, self.meta)
-
-    def best(self) -> dict:
-        """``set_params`` values of the design's setting with the lowest mean test MAE.
-
-        Picked on the folds it is scored on, so its MAE is optimistic; the baseline study
-        does not use it.
-        """
-        from ..report import summarize
-
-        rows = self.table[(self.table["model"] == "cgcnn")
-                          & (self.table["study"] == "factorial")]
-        s = summarize(rows)
-        s = s[s["n_failed"] == 0]
-        if s.empty:
-            raise ValueError("no successful CGCNN setting in the design")
-        label = s.sort_values("mae_mean", kind="stable")["setting"].iloc[0]
-        return self.settings.get(label) or json.loads(
-            rows.loc[rows["setting"] == label, "params"].iloc[0]
-        )
-
-    def conclusions(self) -> dict[str, str]:
-        """One paragraph per question (:func:`cgcnn_sk.report.conclusion`)."""
-        from ..report import conclusion
-
-        return {s: conclusion(self.table, s, self.meta) for s in self.meta.get("studies", [])}
-
-    def failed(self) -> bool:
-        """True when no CGCNN fit of the run succeeded."""
-        cg = self.table[self.table["model"] == "cgcnn"]
-        return cg.empty or bool(cg["status"].eq("failed").all())
-
-    def write_report(
-        self, out_dir: str | Path, formats: Iterable[str] = ("md", "html")
-    ) -> dict[str, Path]:
-        """Write figures, CSV tables, ``meta.json`` and the report into ``out_dir``.
-
-        A partial result (``meta["interrupted"]``, see :func:`run_study`) says so at the top.
-        """
-        from ..report import write_report
-
-        out_dir = Path(out_dir)
-        paths = write_report(self.table, self.histories, self.predictions, out_dir,
-                             meta=self.meta, formats=formats)
-        paths["meta"] = out_dir / "meta.json"
-        paths["meta"].write_text(json.dumps(self.meta, indent=2, default=str))
-        return paths
-
-    @classmethod
-    def load(cls, out_dir: str | Path) -> StudyResult:
-        """Read back the tables written by :meth:`write_report`."""
-        out_dir = Path(out_dir)
-        table, hist, preds = (
-            pd.read_csv(out_dir / name, keep_default_na=False, na_values=[""])
-            if (out_dir / name).exists() else pd.DataFrame()
-            for name in ("results.csv", "histories.csv", "predictions.csv")
-        )
-        if "error" in table:
-            table["error"] = table["error"].fillna("")
-        meta_path = out_dir / "meta.json"
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        return cls(table, hist, preds, meta)
-
-
 # --------------------------------------------------------------------------- pipeline
 def make_cgcnn_pipeline(preset: str = "quick", random_state: int | None = 0, **params):
     """The CGCNN pipeline of a study preset or a recipe, ``graph`` then ``cgcnn`` steps.
@@ -383,17 +174,6 @@ def make_cgcnn_pipeline(preset: str = "quick", random_state: int | None = 0, **p
 def _check_preset(preset: str) -> None:
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
-
-
-def _resolve_studies(study: str | Sequence[str]) -> list[str]:
-    names = [study] if isinstance(study, str) else list(study)
-    choices = "choose from 'all', " + ", ".join(map(repr, STUDIES))
-    if not names:
-        raise ValueError("no study given; " + choices)
-    for name in names:
-        if name != "all" and name not in STUDIES:
-            raise ValueError(f"unknown study {name!r}; " + choices)
-    return list(dict.fromkeys(s for n in names for s in (STUDIES if n == "all" else [n])))
 
 
 def _check_y(y, n: int) -> np.ndarray:

@@ -1,248 +1,20 @@
-"""The ``cgcnn-sk`` command: study, matbench, featurize, train, predict.
-
-The command parses its flags, calls the library and prints. It defines no model parameters of
-its own: any pipeline parameter is given as ``--<step>__<param>=<value>`` and goes to
-``Pipeline.set_params`` (``--cgcnn__module__pooling=max``, ``--graph__max_num_nbr=8``,
-``--cgcnn__max_epochs=50``). Values are read as Python literals when they parse
-(``8``, ``1e-3``, ``True``, ``None``) and as strings otherwise.
-
-Errors in arguments or data end the command with one line ``cgcnn-sk: error: ...`` on stderr
-and a non-zero exit code (2 for bad arguments, 1 for bad data); ``--debug`` shows the traceback.
-Ctrl-C ends with exit code 130 and a line on stderr saying what was kept: ``train`` saves the
-model trained so far, ``matbench`` keeps its finished members (the same command resumes),
-``study`` writes a report of the settings that finished, marked partial.
-"""
+"""The ``cgcnn-sk`` subcommands and their parser."""
 
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["main", "load_data", "parse_set_params"]
+from ._inputs import DATA_HELP, CLIError, Data, _one_line, _subsample, load_data, parse_set_params
 
-DATA_HELP = (
-    "jdft2d (embedded, default) | matbench:<name> (e.g. matbench:phonons; see --data-home) | "
-    "cif-folder:<path> (CIF files + id_prop.csv) | csv:<path> (a column of CIF text or CIF "
-    "paths, and a numeric target column; see --target, --structure-column)"
-)
-
-
-class CLIError(Exception):
-    """A problem with the arguments or the data, reported as one line."""
-
-
-# --------------------------------------------------------------------------- data
-@dataclass
-class Data:
-    """Structures and targets loaded from a ``--data`` spec."""
-
-    structures: list
-    y: np.ndarray | None
-    ids: list | None
-    name: str
-    target: str
-    unit: str | None
-    matbench: bool = False
-
-
-def _read_csv(path: Path, target: str | None, structure_column: str | None) -> Data:
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(path)
-    except Exception as err:  # parser errors, encodings, empty files
-        raise CLIError(f"cannot read csv:{path}: {type(err).__name__}: {_one_line(err)}") from err
-    cols = list(frame.columns)
-    if structure_column is None:
-        found = [c for c in ("structure", "cif", "cif_path", "path", "file") if c in cols]
-        if not found:
-            raise CLIError(
-                f"csv:{path}: no structure column (looked for structure, cif, cif_path, path, "
-                f"file; columns are {cols}); name it with --structure-column"
-            )
-        structure_column = found[0]
-    elif structure_column not in cols:
-        raise CLIError(f"csv:{path}: no column {structure_column!r} (columns are {cols})")
-    if target is None:
-        rest = [c for c in cols if c != structure_column and c not in ("id", "material_id")]
-        numeric = [c for c in rest if pd.api.types.is_numeric_dtype(frame[c])]
-        if len(rest) == 1:
-            target = rest[0]
-        elif len(numeric) == 1:
-            target = numeric[0]
-        else:
-            raise CLIError(
-                f"csv:{path}: cannot tell the target column among {rest}; name it with --target"
-            )
-    elif target not in cols:
-        raise CLIError(f"csv:{path}: no target column {target!r} (columns are {cols})")
-    values = pd.to_numeric(frame[target], errors="coerce")
-    bad = np.flatnonzero(values.isna().to_numpy())
-    if bad.size:
-        i = int(bad[0])
-        raise CLIError(
-            f"csv:{path}: target column {target!r} is not numeric (row {i}: "
-            f"{frame[target].iloc[i]!r}; {bad.size} non-numeric rows)"
-        )
-    items = []
-    for v in frame[structure_column]:
-        if isinstance(v, str) and "\n" not in v and not Path(v).is_absolute():
-            rel = path.parent / v
-            v = str(rel) if rel.exists() else v
-        items.append(v)
-    id_col = next((c for c in ("id", "material_id") if c in cols), None)
-    ids = [str(i) for i in frame[id_col]] if id_col else [str(i) for i in frame.index]
-    return Data(items, values.to_numpy(float), ids, f"csv:{path}", target, None)
-
-
-def load_data(
-    spec: str,
-    *,
-    data_home: str | None = None,
-    target: str | None = None,
-    structure_column: str | None = None,
-) -> Data:
-    """Load structures and targets from a ``--data`` spec.
-
-    Parameters
-    ----------
-    spec : str
-        ``"jdft2d"``, ``"matbench:<name>"``, ``"cif-folder:<path>"`` or ``"csv:<path>"``.
-    data_home : str, optional
-        Folder of the Matbench files (``matbench:``).
-    target, structure_column : str, optional
-        Columns of a ``csv:`` file.
-
-    Returns
-    -------
-    data : Data
-        ``structures``, ``y``, ``ids``, ``name``, ``target``, ``unit``.
-    """
-    from .datasets import TASKS
-
-    scheme, _, rest = spec.partition(":")
-    if spec == "jdft2d" or (spec == "matbench:jdft2d" and data_home is None):
-        from .datasets import load_jdft2d
-
-        frame = load_jdft2d(as_frame=True)
-        ids = [str(i) for i in frame.index]
-        name, unit = TASKS["jdft2d"].target, TASKS["jdft2d"].unit
-        return Data(list(frame["structure"]), frame["exfoliation_en"].to_numpy(float), ids,
-                    "matbench_jdft2d (embedded)", name, unit, matbench=True)
-    if scheme == "matbench" and rest:
-        from .datasets import load_matbench
-
-        task = rest.removeprefix("matbench_")
-        try:
-            frame = load_matbench(task, data_home, as_frame=True, download_if_missing=False)
-        except FileNotFoundError as err:
-            raise CLIError(_one_line(err)) from err
-        col = [c for c in frame.columns if c != "structure"][0]
-        known = TASKS.get(task)
-        name, unit = (known.target, known.unit) if known else (col, None)
-        return Data(list(frame["structure"]), frame[col].to_numpy(float),
-                    [str(i) for i in frame.index], f"matbench_{task}", name, unit, matbench=True)
-    if scheme in ("cif-folder", "csv") and rest:
-        path = Path(rest).expanduser()
-        if not path.exists():
-            raise CLIError(f"cannot read data {spec!r}: {path} does not exist")
-        if scheme == "csv":
-            if not path.is_file():
-                raise CLIError(f"cannot read data {spec!r}: {path} is not a file")
-            return _read_csv(path, target, structure_column)
-        if not path.is_dir():
-            raise CLIError(f"cannot read data {spec!r}: {path} is not a folder")
-        from . import datasets
-
-        if not hasattr(datasets, "load_cif_folder"):
-            raise CLIError("cif-folder: needs cgcnn_sk.datasets.load_cif_folder (not available)")
-        try:
-            out = datasets.load_cif_folder(path)
-        except (FileNotFoundError, ValueError, OSError) as err:
-            raise CLIError(f"cannot read data {spec!r}: {_one_line(err)}") from err
-        structures, y, ids = out[0], out[1], out[2] if len(out) > 2 else None
-        try:
-            y = np.asarray(y, dtype=float)
-        except (TypeError, ValueError) as err:
-            raise CLIError(f"{spec}: the targets in id_prop.csv are not numeric") from err
-        return Data(list(structures), y, None if ids is None else [str(i) for i in ids],
-                    f"cif-folder:{path}", "target", None)
-    raise CLIError(f"unknown data {spec!r}; use {DATA_HELP}")
-
-
-def _subsample(data: Data, n: int | None, random_state: int | None) -> Data:
-    if n is None or n >= len(data.structures):
-        return data
-    if n < 1:
-        raise CLIError(f"--max-samples must be >= 1, got {n}")
-    keep = np.sort(np.random.default_rng(random_state).permutation(len(data.structures))[:n])
-    return Data(
-        [data.structures[i] for i in keep],
-        None if data.y is None else data.y[keep],
-        None if data.ids is None else [data.ids[i] for i in keep],
-        f"{data.name} (random subset of {n})", data.target, data.unit, matbench=False,
-    )
-
-
-# --------------------------------------------------------------------------- flags
-def _literal(text: str) -> Any:
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    if low == "none":
-        return None
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def parse_set_params(extra: Sequence[str]) -> dict[str, Any]:
-    """Turn ``["--cgcnn__module__pooling=max", "--graph__max_num_nbr", "8"]`` into a dict.
-
-    Only names with a ``__`` (``<step>__<param>``) are accepted; anything else is an error.
-
-    Examples
-    --------
-    >>> parse_set_params(["--cgcnn__module__pooling=max", "--graph__max_num_nbr", "8"])
-    {'cgcnn__module__pooling': 'max', 'graph__max_num_nbr': 8}
-    """
-    out: dict[str, Any] = {}
-    i = 0
-    extra = list(extra)
-    while i < len(extra):
-        arg = extra[i]
-        if not arg.startswith("--"):
-            raise CLIError(f"unrecognized argument {arg!r}")
-        name, eq, value = arg[2:].partition("=")
-        if "__" not in name:
-            raise CLIError(
-                f"unrecognized argument {arg!r} (pipeline parameters look like "
-                "--cgcnn__module__pooling=max)"
-            )
-        if not eq:
-            if i + 1 >= len(extra) or extra[i + 1].startswith("--"):
-                raise CLIError(f"parameter --{name} needs a value (--{name}=VALUE)")
-            value = extra[i + 1]
-            i += 1
-        out[name.replace("-", "_")] = _literal(value)
-        i += 1
-    return out
-
-
-def _one_line(err: BaseException | str) -> str:
-    text = str(err).strip() or type(err).__name__
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return "; ".join(lines)
+__all__ = ["build_parser", "main"]
 
 
 # --------------------------------------------------------------------------- commands
@@ -258,7 +30,7 @@ def _add_data_args(p: argparse.ArgumentParser, default: str | None = "jdft2d") -
 
 
 def _cmd_study(args, params) -> int:
-    from .workflows.studies import STUDIES, run_study
+    from ..workflows.studies import STUDIES, run_study
 
     names = [s.strip() for s in args.studies.split(",") if s.strip()]
     for s in names:
@@ -272,7 +44,7 @@ def _cmd_study(args, params) -> int:
     cv: Any = args.cv
     folds_note = None
     if data.matbench and (cv or 5) == 5:
-        from .datasets import matbench_folds
+        from ..datasets import matbench_folds
 
         cv = matbench_folds(len(data.structures))
         folds_note = "official Matbench v0.1 folds (KFold(5, shuffle=True, random_state=18012019))"
@@ -285,7 +57,7 @@ def _cmd_study(args, params) -> int:
     t0 = time.perf_counter()
     _say(args, f"study {','.join(names)} on {data.name} ({len(data.structures)} structures), "
                f"preset {args.preset}")
-    from .workflows._interrupt import RunInterrupted
+    from ..workflows._interrupt import RunInterrupted
 
     try:
         result = run_study(
@@ -328,7 +100,7 @@ def _cmd_study(args, params) -> int:
 
 
 def _cmd_featurize(args, params) -> int:
-    from .graph._featurizer import CrystalGraphFeaturizer
+    from ..graph._featurizer import CrystalGraphFeaturizer
 
     feat_params = {}
     for k, v in params.items():
@@ -361,15 +133,15 @@ def _dump(obj, out: Path) -> None:
     """``joblib.dump`` into ``out``, whole or not at all."""
     import joblib
 
-    from ._utils import write_atomic
+    from .._utils import write_atomic
 
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, lambda f: joblib.dump(obj, f))
 
 
 def _cmd_train(args, params) -> int:
-    from .workflows._interrupt import watch_sigint
-    from .workflows.studies import make_cgcnn_pipeline
+    from ..workflows._interrupt import watch_sigint
+    from ..workflows.studies import make_cgcnn_pipeline
 
     data = _subsample(_load(args), args.max_samples, args.random_state)
     try:
@@ -435,7 +207,7 @@ def _command(args) -> str:
 
 
 def _cmd_matbench(args, params) -> int:
-    from .workflows.matbench import MATBENCH_PRESETS, run_matbench
+    from ..workflows.matbench import MATBENCH_PRESETS, run_matbench
 
     if params:
         raise CLIError(f"matbench takes no pipeline parameters, got {sorted(params)}: "
@@ -448,10 +220,10 @@ def _cmd_matbench(args, params) -> int:
             folds = [int(v) for v in args.folds.split(",") if v.strip()]
         except ValueError as err:
             raise CLIError(f"--folds {args.folds!r}: give fold numbers like 0,2") from err
-    from .workflows._interrupt import RunInterrupted
+    from ..workflows._interrupt import RunInterrupted
 
     if args.summarize:
-        from .workflows.matbench import summarize_matbench
+        from ..workflows.matbench import summarize_matbench
 
         try:
             table = summarize_matbench(args.task, preset=args.preset, out=args.out)
@@ -506,7 +278,7 @@ def _cmd_predict(args, params) -> int:
     paths = _structure_paths(items)
     model_path = Path(model).expanduser()
     if model_path.is_file() and model_path.suffix in (".joblib", ".pkl", ".pickle"):
-        from .estimators._persistence import ModelFileError, load
+        from ..estimators._persistence import ModelFileError, load
 
         try:
             pipe = load(model_path)
@@ -522,7 +294,7 @@ def _cmd_predict(args, params) -> int:
             for j in range(pred.shape[1]):
                 frame[f"prediction_{j}"] = pred[:, j]
     else:  # a pretrained name or a reference checkpoint file
-        from . import pretrained
+        from .. import pretrained
 
         frame = pretrained.predict_files(model, [str(p) for p in paths])
     if args.out:
@@ -545,7 +317,7 @@ def _say(args, text: str) -> None:
 
 
 def _preset_help() -> str:
-    from .workflows.studies import FACTORS, PRESETS
+    from ..workflows.studies import FACTORS, PRESETS
 
     factors = ", ".join(f"{f} {lo} vs {hi}" for f, (_, lo, hi) in FACTORS.items())
     lines = [f"  factors (2 levels each, + is the recipe's): {factors}"]
@@ -567,8 +339,8 @@ _PARAMS_EPILOG = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``cgcnn-sk`` (subcommands study, featurize, train, predict)."""
-    from .recipes import RECIPES
+    """The argument parser of ``cgcnn-sk`` (subcommands study, matbench, featurize, train, predict)."""
+    from ..recipes import RECIPES
 
     parser = argparse.ArgumentParser(
         prog="cgcnn-sk",
