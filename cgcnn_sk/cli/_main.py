@@ -339,7 +339,7 @@ _PARAMS_EPILOG = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``cgcnn-sk`` (subcommands study, matbench, featurize, train, predict)."""
+    """The argument parser of ``cgcnn-sk``: study, matbench, featurize, train, predict."""
     from ..recipes import RECIPES
 
     parser = argparse.ArgumentParser(
