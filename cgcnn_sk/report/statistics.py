@@ -501,7 +501,7 @@ def _effect_sentence(e: Mapping, levels: Mapping, u: str) -> str:
         name = f"{f}={hi} against {f}={lo}"
         what = {"+": f"{f}={hi} is better", "-": f"{f}={lo} is better"}
     else:
-        name = f"the interaction {e['term']}"
+        name = f"The interaction {e['term']}"
         what = {"+": "the interaction is real (like levels do better together)",
                 "-": "the interaction is real (unlike levels do better together)"}
     v = e["verdict"]
