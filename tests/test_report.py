@@ -221,6 +221,24 @@ def test_make_figures_labels_units_titles(tidy):
     assert eff[0].get_title().startswith("pooling: -2.00 (+)")
 
 
+def test_every_title_stays_inside_its_figure(tidy):
+    """The report's longest setting names (four factors) must not run past a figure's edge."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    table, hist, preds = tidy
+    long = "max_num_nbr=12, activation=softplus, batchnorm=True, pooling=mean"
+    preds = preds.replace("batchnorm=True, pooling=mean", long)
+    fig = report.plot_parity(preds, [("factorial", "cgcnn", long),
+                                     ("baseline", "rf", "RF magpie+scm")], unit=UNIT)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    width = fig.bbox.width
+    for ax in fig.axes:
+        box = ax.title.get_window_extent(renderer)
+        assert 0 <= box.x0 and box.x1 <= width, ax.get_title()
+    assert long.split(", ")[-1] in fig.axes[0].get_title()  # wrapped, not cut
+
+
 def test_write_report_opens_with_the_answers(tidy, tmp_path):
     table, hist, preds = tidy
     paths = report.write_report(table, hist, preds, tmp_path, meta=META,

@@ -7,6 +7,7 @@ Failed fits (``status == "failed"``) are left out of every figure.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -238,6 +239,7 @@ def plot_parity(
         ax.set_aspect("equal")
         mae = float(np.mean(np.abs(p["y_true"] - p["y_pred"])))
         name = f"CGCNN ({setting})" if model == "cgcnn" else f"baseline ({setting})"
+        name = textwrap.fill(name, 46)  # a long setting would run past the panel's edges
         ax.set_title(f"{name}\nout-of-fold MAE {fmt(mae)} {unit or ''}".rstrip(), fontsize=9)
         ax.set_xlabel(f"true {target}{u}")
         ax.set_ylabel(f"predicted {target}{u}")
