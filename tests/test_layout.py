@@ -83,3 +83,14 @@ def test_cgcnn_sk_train_trains_what_cgcnnregressor_does(small, tmp_path, monkeyp
     differ = {k: (seen[k], expected[k]) for k in keys if not _same(seen[k], expected[k])}
     assert not differ
     assert seen["cgcnn__max_epochs"] == 300 and seen["graph__max_num_nbr"] == 12
+
+
+def test_python_dash_m_runs_the_command():
+    """``python -m cgcnn_sk.cli`` stays the command now that ``cli`` is a package."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "cgcnn_sk.cli", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: cgcnn-sk")
