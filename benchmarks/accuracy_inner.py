@@ -1,4 +1,5 @@
-"""Inner validation of the accuracy levers: descriptors as global inputs, weight averaging.
+"""Inner validation of the accuracy levers: descriptors as global inputs, weight averaging,
+a warm-up, gradient clipping, a wider Gaussian basis, more neighbours.
 
 Each lever is the ``"study"`` recipe (the default net, a 60-epoch cosine) plus the lever,
 scored against the plain ``"study"`` recipe on the same inner folds with the same seed (a
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
+from skorch.callbacks import GradientNormClipping, LRScheduler
 
 from cgcnn_sk import CGCNNRegressor, CrystalGraphFeaturizer
 from cgcnn_sk.datasets import load_jdft2d, load_matbench, matbench_folds
@@ -33,6 +36,23 @@ from cgcnn_sk.recipes import get_recipe
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "results" / "accuracy"
 
+
+class _WarmupRegressor(CGCNNRegressor):
+    """The regressor with a linear warm-up over the first 10 % of epochs, then the cosine."""
+
+    def get_default_callbacks(self):
+        epochs, warm = max(self.max_epochs, 1), max(self.max_epochs // 10, 1)
+
+        def factor(epoch: int) -> float:  # multiplies lr; LambdaLR steps once per epoch
+            if epoch < warm:
+                return (epoch + 1) / warm
+            return 0.5 * (1 + math.cos(math.pi * (epoch - warm) / max(epochs - warm, 1)))
+
+        scheduler = LRScheduler(policy=torch.optim.lr_scheduler.LambdaLR, lr_lambda=factor)
+        return [(name, scheduler if name == "lr_scheduler" else cb)
+                for name, cb in super().get_default_callbacks()]
+
+
 #: name -> (descriptors parameters or None, extra pipeline parameters)
 CANDIDATES = {
     "study": (None, {}),
@@ -41,6 +61,13 @@ CANDIDATES = {
     "ema": (None, {"cgcnn__callbacks": [("averaging", WeightAveraging(decay=0.999))]}),
     "ema_0.99": (None, {"cgcnn__callbacks": [("averaging", WeightAveraging(decay=0.99))]}),
     "swa": (None, {"cgcnn__callbacks": [("averaging", WeightAveraging("swa", start=0.75))]}),
+    "warmup": (None, {}),  # _WarmupRegressor: see make_model
+    "clip": (None, {"cgcnn__callbacks": [("clip", GradientNormClipping(1.0))]}),
+    "step_0.4": (None, {"graph__step": 0.4}),  # Gaussians twice as wide (and half as many)
+    **{f"m_{m}": (None, {"graph__max_num_nbr": m}) for m in (16, 20, 24, 32, 48, 64)},
+    **{f"m_{m}_r10": (None, {"graph__max_num_nbr": m, "graph__radius": 10.0}) for m in (32, 48)},
+    "magpie_m_20": ({"kind": "magpie"}, {"graph__global_features": "all",
+                                         "graph__max_num_nbr": 20}),
 }
 
 
@@ -48,7 +75,8 @@ def make_model(name: str, seed: int, max_epochs: int | None) -> Pipeline:
     """The ``study`` recipe's pipeline with candidate ``name``'s lever."""
     descriptors, extra = CANDIDATES[name]
     steps = [("graph", CrystalGraphFeaturizer()),
-             ("cgcnn", CGCNNRegressor(random_state=seed, verbose=0))]
+             ("cgcnn", (_WarmupRegressor if name == "warmup" else CGCNNRegressor)(
+                 random_state=seed, verbose=0))]
     if descriptors is not None:
         steps.insert(0, ("descriptors", MatminerDescriptors(**descriptors)))
     params = {**get_recipe("study").pipeline_params(), **extra}

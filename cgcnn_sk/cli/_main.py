@@ -445,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True, choices=["jdft2d", "phonons", "dielectric"])
     p.add_argument("--preset", default="recipe",
                    help="tiny (CI smoke test), defaults (CGCNNRegressor()), recipe (default), "
-                   "long, pretrained; candidates: magpie, ema, swa (cgcnn_sk.recipes)")
+                   "long, pretrained; candidates: magpie, ema, swa, m48 (cgcnn_sk.recipes)")
     p.add_argument("--folds", default=None, help="comma-separated folds, e.g. 0,2 (default all)")
     p.add_argument("--out", default="matbench_results", help="output folder (default: %(default)s)")
     p.add_argument("--data-home", default=None,

@@ -112,6 +112,7 @@ MATBENCH_PRESETS: dict[str, Recipe] = {
     "magpie": RECIPES["magpie"],
     "ema": RECIPES["ema"],
     "swa": RECIPES["swa"],
+    "m48": RECIPES["m48"],
 }
 
 

@@ -1,4 +1,4 @@
-# first line: 446
+# first line: 222
 def _fit(est, X, y, train, test, ids, scoring, key=None) -> dict:
     """One fit and its score through ``cross_validate`` on one split; ``key`` names it in a cache.
 
