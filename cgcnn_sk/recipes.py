@@ -211,7 +211,7 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType({
     # fewer than 48 neighbours and keep them all.
     "m48": replace(
         _DEFAULT, name="m48",
-        summary="The default net with up to 48 neighbours per atom (all within 8 A for most), "
+        summary="The default net with the 48 nearest neighbours per atom within 8 A, "
                 "5 seeded members.",
         featurizer={**_DEFAULT.featurizer, "max_num_nbr": 48},
         n_members=5,
