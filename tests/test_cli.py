@@ -110,7 +110,13 @@ def test_study_baseline_cgcnn_choices(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["study", "--baseline-cgcnn", "best"])
     assert exc.value.code == 2
-    assert "invalid choice: 'best' (choose from 'default', 'nested')" in capsys.readouterr().err
+    assert ("invalid choice: 'best' (choose from 'default', 'nested', 'tuned')"
+            in capsys.readouterr().err)
+
+
+def test_study_tuned_baseline_needs_a_tuned_task(csv_file, capsys):
+    assert main(["study", "--data", f"csv:{csv_file}", "--baseline-cgcnn", "tuned"]) == 1
+    assert ("--baseline-cgcnn tuned: no tuned settings for " in _error_line(capsys))
 
 
 def test_non_numeric_target_column(csv_file, capsys):

@@ -13,6 +13,7 @@ import torch
 from cgcnn_sk import CGCNNRegressor, CrystalGraph, CrystalGraphFeaturizer
 from cgcnn_sk.baselines import make_rf_baseline
 from cgcnn_sk.recipes import get_recipe
+from cgcnn_sk.report.statistics import fmt
 from cgcnn_sk.workflows.matbench import MATBENCH_PRESETS
 from cgcnn_sk.workflows.studies import (
     FACTORS,
@@ -182,6 +183,35 @@ def test_seed_only_difference_is_never_called_better(small):
         assert res.effects()["verdict"].iloc[0] in ("undecided", "equivalent"), res.effects()
 
 
+def test_tuned_baseline_cgcnn_is_fitted_on_every_repeat(small):
+    """A tuned CGCNN against the RF: its own fits on every repeat, the recipe's beside it."""
+    structures, y = small
+    res = run_study(structures, y, ["neighbours", "baseline"], cv=2, params=TINY, repeats=2,
+                    baseline=make_rf_baseline(n_estimators=10, random_state=0),
+                    baseline_cgcnn={"graph__max_num_nbr": 16},
+                    meta={"baseline_note": "chosen by hand"})
+    t = res.table
+    cg = t[(t["study"] == "baseline") & (t["model"] == "cgcnn")]
+    assert sorted(zip(cg["repeat"], cg["fold"], strict=True)) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert set(cg["setting"]) == {"tuned: max_num_nbr=16"} and set(cg["max_num_nbr"]) == {16}
+    # the graphs were featurized at M = 16, more than the design's largest level (12): the
+    # tuned fits score differently from the design's M = 12 recipe fits on the same folds
+    recipe = t[(t["study"] == "factorial") & (t["max_num_nbr"] == 12)].set_index("fold")
+    tuned0 = cg[cg["repeat"] == 0].set_index("fold")
+    assert not np.allclose(tuned0["test_mae"], recipe.loc[tuned0.index, "test_mae"])
+    assert res.meta["baseline_cgcnn"] == "tuned"
+    assert res.meta["baseline_params"] == {"graph__max_num_nbr": 16}
+    text = res.conclusions()["baseline"]
+    assert "CGCNN (the recipe's network with max_num_nbr=16, chosen by hand) mean" in text
+    assert "2 repeat(s) of 2-fold CV" in text
+    # the recipe's own setting against the RF, on the design's 2 folds
+    design = res.table[res.table["max_num_nbr"] == 12]["test_mae"].to_numpy()
+    rf0 = t[(t["model"] == "rf") & (t["repeat"] == 0)].sort_values("fold")["test_mae"]
+    diff = float(np.mean(design) - rf0.mean())
+    assert "The design's recipe setting (the untuned network) on the design's 2 folds" in text
+    assert f"difference {fmt(diff)}" in text, (diff, text)
+
+
 @pytest.mark.parametrize("how", ["fit raises", "predict gives NaN"])
 def test_failed_setting_is_reported_not_scored(small, monkeypatch, how, tmp_path):
     structures, y = small
@@ -255,7 +285,10 @@ def test_write_report_and_load_round_trip(result, tmp_path):
         ({"cv": 50}, "cv=50 folds but only 20 structures"),
         ({"repeats": 0}, "repeats must be at least 1, got 0"),
         ({"rope": 1.5}, r"rope is a fraction of the MAE in \[0, 1\), got 1.5"),
-        ({"baseline_cgcnn": "best"}, "baseline_cgcnn must be 'default' or 'nested', got 'best'"),
+        ({"baseline_cgcnn": "best"},
+         "baseline_cgcnn must be 'default', 'nested' or a mapping of parameters, got 'best'"),
+        ({"study": "baseline", "baseline_cgcnn": {"graph__max_nbr": 48}},
+         "baseline_cgcnn: graph__max_nbr is not a parameter of the pipeline"),
     ],
 )
 def test_bad_arguments_fail_before_any_fit(small, kwargs, match):
@@ -289,6 +322,22 @@ def test_presets_take_their_network_from_the_recipe_registry():
     # the Matbench presets read the same registry
     assert MATBENCH_PRESETS["defaults"] is get_recipe("default")
     assert MATBENCH_PRESETS["long"].cgcnn["max_epochs"] == 600
+
+
+def test_recipes_examples_run():
+    import doctest
+
+    from cgcnn_sk import recipes
+
+    assert doctest.testmod(recipes, raise_on_error=True).attempted >= 6
+
+
+def test_tuned_settings_are_what_their_recipe_trains():
+    """jdft2d's tuned setting is the m48 recipe's change from the default."""
+    from cgcnn_sk.recipes import TUNED
+
+    default, m48 = get_recipe("default").pipeline_params(), get_recipe("m48").pipeline_params()
+    assert {k: v for k, v in m48.items() if default[k] != v} == dict(TUNED["jdft2d"])
 
 
 def test_default_estimator_is_the_default_recipe():

@@ -36,6 +36,7 @@ class Data:
     target: str
     unit: str | None
     matbench: bool = False
+    task: str | None = None  # the Matbench task's key ("jdft2d"), for task-specific settings
 
 
 def _read_csv(path: Path, target: str | None, structure_column: str | None) -> Data:
@@ -121,7 +122,7 @@ def load_data(
         ids = [str(i) for i in frame.index]
         name, unit = TASKS["jdft2d"].target, TASKS["jdft2d"].unit
         return Data(list(frame["structure"]), frame["exfoliation_en"].to_numpy(float), ids,
-                    "matbench_jdft2d (embedded)", name, unit, matbench=True)
+                    "matbench_jdft2d (embedded)", name, unit, matbench=True, task="jdft2d")
     if scheme == "matbench" and rest:
         from ..datasets import load_matbench
 
@@ -134,7 +135,8 @@ def load_data(
         known = TASKS.get(task)
         name, unit = (known.target, known.unit) if known else (col, None)
         return Data(list(frame["structure"]), frame[col].to_numpy(float),
-                    [str(i) for i in frame.index], f"matbench_{task}", name, unit, matbench=True)
+                    [str(i) for i in frame.index], f"matbench_{task}", name, unit, matbench=True,
+                    task=task)
     if scheme in ("cif-folder", "csv") and rest:
         path = Path(rest).expanduser()
         if not path.exists():

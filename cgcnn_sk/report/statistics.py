@@ -452,25 +452,37 @@ def _describe_level(v) -> str:
     return str(v)
 
 
-def baseline_comparison(table: pd.DataFrame, meta: Mapping) -> dict | None:
-    """The recipe's CGCNN against the RF, over every repeat; None without RF rows.
+def _design_recipe(table: pd.DataFrame, meta: Mapping) -> pd.DataFrame:
+    """The design's fits of its all-``+`` setting (the recipe)."""
+    factors = meta.get("factors") or {}
+    if not factors:
+        return table.iloc[:0]
+    design = factor_levels(
+        table[(table["study"] == "factorial") & (table["model"] == "cgcnn")], meta)
+    for f, (_, hi) in factors.items():
+        design = design[design[f].map(_describe_level) == _describe_level(hi)]
+    return design
 
-    The CGCNN's rows are the baseline study's and, on repeat 0, the design's all-``+``
-    setting (the recipe) when the baseline study did not fit it again.
+
+def baseline_comparison(table: pd.DataFrame, meta: Mapping,
+                        cgcnn: str = "baseline") -> dict | None:
+    """The CGCNN of the baseline study against the RF, over every repeat; None without RF rows.
+
+    With ``cgcnn="baseline"`` the CGCNN's rows are the baseline study's and, on repeat 0, the
+    design's all-``+`` setting (the recipe) when the baseline study did not fit it again.
+    With ``cgcnn="design"``: the design's all-``+`` setting against the RF on the design's
+    folds (repeat 0) only.
     """
     check_table(table)
     rf = table[(table["study"] == "baseline") & (table["model"] != "cgcnn")]
-    if rf.empty:
-        return None
-    cg = table[(table["study"] == "baseline") & (table["model"] == "cgcnn")]
-    factors = meta.get("factors") or {}
-    if not (cg.assign(r=cg.get("repeat", 0))["r"] == 0).any() and factors:
-        design = factor_levels(
-            table[(table["study"] == "factorial") & (table["model"] == "cgcnn")], meta)
-        for f, (_, hi) in factors.items():
-            design = design[design[f].map(_describe_level) == _describe_level(hi)]
-        cg = pd.concat([cg, design])
-    if cg.empty:
+    if cgcnn == "design":
+        rf = rf[rf["repeat"].fillna(0) == 0]
+        cg = _design_recipe(table, meta)
+    else:
+        cg = table[(table["study"] == "baseline") & (table["model"] == "cgcnn")]
+        if not (cg.assign(r=cg.get("repeat", 0))["r"] == 0).any():
+            cg = pd.concat([cg, _design_recipe(table, meta)])
+    if rf.empty or cg.empty:
         return None
     both = pd.concat([cg.assign(model="cgcnn"), rf.assign(model="rf")])
     cmp = compare_models(both, {"model": "cgcnn"}, {"model": "rf"},
@@ -484,6 +496,11 @@ def selection_text(meta: Mapping) -> str:
     if meta.get("baseline_cgcnn") == "nested":
         return (f"chosen per outer fold by an inner {meta.get('inner_cv', 3)}-fold "
                 "cross-validation over the design's settings on that fold's training rows")
+    if meta.get("baseline_cgcnn") == "tuned":
+        what = ", ".join(f"{k.rsplit('__', 1)[-1]}={v}"
+                         for k, v in (meta.get("baseline_params") or {}).items())
+        note = meta.get("baseline_note")
+        return f"the recipe's network with {what}" + (f", {note}" if note else "")
     return "the recipe's network, fixed before any fold was seen"
 
 
@@ -517,6 +534,20 @@ def _effect_sentence(e: Mapping, levels: Mapping, u: str) -> str:
     return (f"{head}. Effect ({'+' if len(term) == 1 else 'interaction contrast'} minus "
             f"{'-' if len(term) == 1 else 'its opposite'}) {fmt(e['effect'])}{u} over "
             f"{e['n_folds']} folds, {_post_text(e, u)}.")
+
+
+def _design_vs_rf(table: pd.DataFrame, meta: Mapping, u: str) -> str:
+    """With a tuned baseline CGCNN: the recipe's own setting against the RF, in one sentence."""
+    if meta.get("baseline_cgcnn") != "tuned":
+        return ""
+    cmp = baseline_comparison(table, meta, cgcnn="design")
+    if cmp is None:
+        return ""
+    v = {"a": "better than the RF", "b": "worse than the RF",
+         "equivalent": "equivalent to the RF", "undecided": "undecided against the RF"}
+    return (f" The design's recipe setting (the untuned network) on the design's "
+            f"{cmp['n_folds']} folds: {v[cmp['verdict']]}, difference {fmt(cmp['mean'])}{u}, "
+            f"P(better) = {cmp['p_a']:.2f}, wins {cmp['wins_a']} of {cmp['n_folds']} folds.")
 
 
 def conclusion(table: pd.DataFrame, study: str, meta: Mapping | None = None) -> str:
@@ -553,7 +584,8 @@ def conclusion(table: pd.DataFrame, study: str, meta: Mapping | None = None) -> 
                 f"{fmt(cmp['mae_a'].mean())}{u}, {cmp['rf_label']} {fmt(cmp['mae_b'].mean())}"
                 f"{u}; CGCNN wins {cmp['wins_a']} of {cmp['n_folds']} folds ({cmp['runs']} "
                 f"repeat(s) of {cmp['n_folds'] // cmp['runs']}-fold CV); difference "
-                f"{fmt(cmp['mean'])}{u}, {_post_text(cmp, u)}." + failed)
+                f"{fmt(cmp['mean'])}{u}, {_post_text(cmp, u)}." + _design_vs_rf(table, meta, u)
+                + failed)
     eff = effects(table, meta)
     if eff.empty or not (eff["question"] == study).any():
         return "No scored fit of the design answers this question." + failed

@@ -333,7 +333,7 @@ def run_study(
     rope: float | None = None,
     estimator: Any = None,
     baseline: Any = None,
-    baseline_cgcnn: str = "default",
+    baseline_cgcnn: str | Mapping[str, Any] = "default",
     inner_cv: int = 3,
     memory: Any = None,
     ids: Sequence[Any] | None = None,
@@ -379,10 +379,14 @@ def run_study(
     baseline : estimator, optional
         Baseline pipeline on the structures; default
         ``make_rf_baseline(random_state=random_state, **preset["rf"])``.
-    baseline_cgcnn : {"default", "nested"}, default="default"
+    baseline_cgcnn : {"default", "nested"} or mapping, default="default"
         The CGCNN of the RF comparison. ``"default"``: the base pipeline (the recipe), fixed
         before any fold is seen. ``"nested"``: ``GridSearchCV`` over the design's settings
-        with ``inner_cv`` folds inside each outer training fold.
+        with ``inner_cv`` folds inside each outer training fold. A mapping: ``set_params``
+        values applied to the base pipeline, e.g. the settings chosen for a Matbench task
+        (:data:`cgcnn_sk.recipes.TUNED`); ``meta["baseline_note"]`` can say how they were
+        chosen. The report then also compares the design's recipe setting with the RF on the
+        design's folds.
     inner_cv : int, default=3
         Inner folds of ``baseline_cgcnn="nested"``.
     memory : str, path or joblib.Memory, default=None
@@ -420,8 +424,10 @@ def run_study(
     names = _resolve_studies(study)
     memory = check_memory(os.fspath(memory) if isinstance(memory, os.PathLike) else memory)
     _check_preset(preset)
-    if baseline_cgcnn not in ("default", "nested"):
-        raise ValueError(f"baseline_cgcnn must be 'default' or 'nested', got {baseline_cgcnn!r}")
+    tuned = dict(baseline_cgcnn) if isinstance(baseline_cgcnn, Mapping) else None
+    if tuned is None and baseline_cgcnn not in ("default", "nested"):
+        raise ValueError("baseline_cgcnn must be 'default', 'nested' or a mapping of "
+                         f"parameters, got {baseline_cgcnn!r}")
     spec = PRESETS[preset]
     fraction = spec["fraction"] if fraction is None else fraction
     repeats = spec["repeats"] if repeats is None else int(repeats)
@@ -449,9 +455,15 @@ def run_study(
     base = make_cgcnn_pipeline(preset, random_state) if estimator is None else clone(estimator)
     base.set_params(**(params or {}))
     base_params = base.get_params()
+    if tuned is not None:
+        unknown = sorted(set(tuned) - set(base_params))
+        if unknown:
+            raise ValueError(f"baseline_cgcnn: {', '.join(unknown)} is not a parameter of the "
+                             "pipeline (steps 'graph' and 'cgcnn')")
 
     # one neighbour search, at the largest M and radius any setting asks for
-    widest = {p: max([s.get(f"graph__{p}", base_params[f"graph__{p}"]) for s in settings]
+    asked = settings + ([tuned] if tuned is not None and "baseline" in names else [])
+    widest = {p: max([s.get(f"graph__{p}", base_params[f"graph__{p}"]) for s in asked]
                      + [base_params[f"graph__{p}"]])
               for p in ("max_num_nbr", "radius")}
     t0 = time.perf_counter()
@@ -480,6 +492,8 @@ def run_study(
             cg = GridSearchCV(clone(base), grid, cv=inner, error_score=np.nan,
                               scoring=_SCORING["mae"])
             cg_label = f"nested CV over {len(settings) or 1} settings"
+        elif tuned is not None:
+            cg, cg_label = clone(base).set_params(**tuned), f"tuned: {_label(tuned)}"
         else:
             cg, cg_label = clone(base), "recipe"
         if baseline is None:
@@ -490,7 +504,8 @@ def run_study(
         rf_label = f"RF {kind}" if kind else "RF"
         for r, rfolds in enumerate(all_folds):
             for k, (tr, te) in enumerate(rfolds):
-                if not (r == 0 and design_has_default and baseline_cgcnn == "default"):
+                if not (r == 0 and design_has_default and tuned is None
+                        and baseline_cgcnn == "default"):
                     jobs.append(_Job("baseline", "cgcnn", cg_label, {}, r, k, cg, graphs, tr, te))
                 jobs.append(_Job("baseline", "rf", rf_label, {}, r, k, clone(baseline), X,
                                  tr, te))
@@ -582,7 +597,9 @@ def run_study(
         "rope": rope,
         "random_state": random_state,
         "n_jobs": n_jobs,
-        "baseline_cgcnn": baseline_cgcnn,
+        "baseline_cgcnn": "tuned" if tuned is not None else baseline_cgcnn,
+        **({"baseline_params": {k: _describe(v) for k, v in tuned.items()}}
+           if tuned is not None else {}),
         "inner_cv": inner_cv if baseline_cgcnn == "nested" else None,
         "n_fits": len(jobs),
         "featurize_first_time": round(featurize_first, 3),
