@@ -29,6 +29,26 @@ def _add_data_args(p: argparse.ArgumentParser, default: str | None = "jdft2d") -
                    help="use a random subset of N structures (quick trials)")
 
 
+def _baseline_cgcnn(choice: str | None, task: str | None) -> tuple[Any, str | None]:
+    """``--baseline-cgcnn`` as ``run_study`` takes it, and how a tuned setting was chosen.
+
+    By default the best CGCNN known for the data meets the forest: the task's tuned settings
+    where :data:`cgcnn_sk.recipes.TUNED` has them, the recipe otherwise.
+    """
+    from ..recipes import TUNED
+
+    if choice is None:
+        choice = "tuned" if task in TUNED else "default"
+    if choice != "tuned":
+        return choice, None
+    if task not in TUNED:
+        raise CLIError(f"--baseline-cgcnn tuned: no tuned settings for {task or 'this data'}; "
+                       f"there are for {', '.join(sorted(TUNED))}")
+    return dict(TUNED[task]), (f"the setting chosen for {task} by a 3-fold validation inside "
+                               "the training rows of its official fold 0 "
+                               "(cgcnn_sk.recipes.TUNED)")
+
+
 def _cmd_study(args, params) -> int:
     from ..workflows.studies import STUDIES, run_study
 
@@ -53,19 +73,9 @@ def _cmd_study(args, params) -> int:
         import joblib  # threads, which oversubscribe a busy machine badly
 
         n_jobs = joblib.cpu_count()
-    baseline_cgcnn: Any = args.baseline_cgcnn
+    baseline_cgcnn, note = _baseline_cgcnn(args.baseline_cgcnn, data.task)
     meta = {"data": data.name, "target": data.target, "unit": data.unit,
-            "command": _command(args)}
-    if baseline_cgcnn == "tuned":
-        from ..recipes import TUNED
-
-        if data.task not in TUNED:
-            raise CLIError(f"--baseline-cgcnn tuned: no tuned settings for {data.name}; "
-                           f"there are for {', '.join(sorted(TUNED))}")
-        baseline_cgcnn = dict(TUNED[data.task])
-        meta["baseline_note"] = (f"the setting chosen for {data.task} by a 3-fold validation "
-                                 "inside the training rows of its official fold 0 "
-                                 "(cgcnn_sk.recipes.TUNED)")
+            "command": _command(args), **({"baseline_note": note} if note else {})}
     out = Path(args.out)
     t0 = time.perf_counter()
     _say(args, f"study {','.join(names)} on {data.name} ({len(data.structures)} structures), "
@@ -368,7 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="cross-validated studies of CGCNN settings vs the RF baseline, with a report",
         description="Answer the questions neighbours (M), activation_batchnorm, pooling "
         "(a two-level factorial design of those factors, every setting on the same folds) and "
-        "baseline (the recipe's CGCNN against a matminer RF over repeated folds), each with a "
+        "baseline (the CGCNN against a matminer RF over repeated folds: on jdft2d the recipe "
+        "with the M tuned for it, elsewhere the recipe), each with a "
         "verdict: better, equivalent or undecided. Writes a report (Markdown and HTML), the "
         "tidy CSV of every fit, loss curves and figures.\n\n"
         + _preset_help(),
@@ -381,12 +392,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=["quick", "full"], default="quick",
                    help="quick (60-epoch fits, half fraction: within 15 min on 2 cores on "
                    "jdft2d) or full (the recipe's 300-epoch fits); default quick")
-    p.add_argument("--baseline-cgcnn", choices=["default", "nested", "tuned"],
-                   default="default",
-                   help="CGCNN of the baseline study: the preset's fixed default, a setting "
-                   "chosen by nested CV inside each training fold, or the settings tuned for "
-                   "the Matbench task (jdft2d: M = 48; cgcnn_sk.recipes.TUNED) (default: "
-                   "%(default)s)")
+    p.add_argument("--baseline-cgcnn", choices=["default", "nested", "tuned"], default=None,
+                   help="CGCNN of the baseline study: the preset's fixed recipe, a setting "
+                   "chosen by nested CV inside each training fold, or the recipe with the "
+                   "settings tuned for the Matbench task (cgcnn_sk.recipes.TUNED; jdft2d: "
+                   "M = 48). Default: tuned where the data has tuned settings, else default")
     p.add_argument("--cv", type=int, default=None,
                    help="number of folds (default: the preset's; 5 on Matbench data uses the "
                    "official Matbench folds)")
