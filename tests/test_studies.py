@@ -210,6 +210,10 @@ def test_tuned_baseline_cgcnn_is_fitted_on_every_repeat(small):
     diff = float(np.mean(design) - rf0.mean())
     assert "The design's recipe setting (the untuned network) on the design's 2 folds" in text
     assert f"difference {fmt(diff)}" in text, (diff, text)
+    from cgcnn_sk.report.figures import plot_baseline
+
+    legend = plot_baseline(res.table, res.meta).axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()][0] == "CGCNN (max_num_nbr=16)"
 
 
 @pytest.mark.parametrize("how", ["fit raises", "predict gives NaN"])

@@ -166,7 +166,10 @@ def plot_baseline(table: pd.DataFrame, meta: Mapping, unit: str | None = None) -
     fig = Figure(figsize=(11.0, 4.2), layout="constrained")
     ax, ax2 = fig.subplots(1, 2, width_ratios=[1.6, 1])
     w = 0.38
-    ax.bar(x - w / 2, cmp["mae_a"], w, label="CGCNN (recipe)", color="tab:blue")
+    which = {"nested": "nested CV", "tuned": ", ".join(
+        f"{k.rsplit('__', 1)[-1]}={v}" for k, v in (meta.get("baseline_params") or {}).items())}
+    ax.bar(x - w / 2, cmp["mae_a"], w, color="tab:blue",
+           label=f"CGCNN ({which.get(meta.get('baseline_cgcnn'), 'recipe')})")
     ax.bar(x + w / 2, cmp["mae_b"], w, label=cmp["rf_label"], color="tab:green")
     ax.set_xticks(x, labels, fontsize=7)
     ax.set_xlabel("repeat.fold")
