@@ -2,16 +2,17 @@
 
 Reads the ``predictions.csv`` of committed study runs (no fitting) and prints, per run:
 
-- per repeat of the 5-fold CV (repeats 1 and 2, where the CGCNN is the recipe's setting),
-  the mean over the 636 structures of |CGCNN error| - |RF error|, its standard deviation and
-  its standard error: the difference measured in units of the data set's own noise;
+- per repeat of the 5-fold CV (repeats 1 and 2, where the CGCNN is the baseline study's: the
+  recipe's setting, or the tuned one of ``--baseline-cgcnn tuned``), the mean over the 636
+  structures of |CGCNN error| - |RF error|, its standard deviation and its standard error: the
+  difference measured in units of the data set's own noise;
 - the structures that add most to the CGCNN's side;
 - with three runs given, a three-seed ensemble of the recipe's setting of the factorial on the
   official folds (the three runs' predictions averaged) against the first run's forest.
 
     python benchmarks/study_floor.py benchmarks/results/study_quick_rs0 \\
         benchmarks/results/study_quick_rs1 benchmarks/results/study_quick_rs2 \\
-        benchmarks/results/study_full
+        benchmarks/results/study_quick_rs0_default
 """
 
 from __future__ import annotations
