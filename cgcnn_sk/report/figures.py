@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from .statistics import (
     _describe_level,
+    _tuned_settings,
     baseline_comparison,
     check_table,
     effects,
@@ -166,8 +167,7 @@ def plot_baseline(table: pd.DataFrame, meta: Mapping, unit: str | None = None) -
     fig = Figure(figsize=(11.0, 4.2), layout="constrained")
     ax, ax2 = fig.subplots(1, 2, width_ratios=[1.6, 1])
     w = 0.38
-    which = {"nested": "nested CV", "tuned": ", ".join(
-        f"{k.rsplit('__', 1)[-1]}={v}" for k, v in (meta.get("baseline_params") or {}).items())}
+    which = {"nested": "nested CV", "tuned": _tuned_settings(meta)}
     ax.bar(x - w / 2, cmp["mae_a"], w, color="tab:blue",
            label=f"CGCNN ({which.get(meta.get('baseline_cgcnn'), 'recipe')})")
     ax.bar(x + w / 2, cmp["mae_b"], w, label=cmp["rf_label"], color="tab:green")

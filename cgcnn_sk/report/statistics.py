@@ -491,16 +491,21 @@ def baseline_comparison(table: pd.DataFrame, meta: Mapping,
     return cmp
 
 
+def _tuned_settings(meta: Mapping) -> str:
+    """``{"graph__max_num_nbr": 48}`` in ``meta["baseline_params"]`` -> ``"max_num_nbr=48"``."""
+    return ", ".join(f"{k.rsplit('__', 1)[-1]}={v}"
+                     for k, v in (meta.get("baseline_params") or {}).items())
+
+
 def selection_text(meta: Mapping) -> str:
     """How the CGCNN of the baseline study was chosen, for the report."""
     if meta.get("baseline_cgcnn") == "nested":
         return (f"chosen per outer fold by an inner {meta.get('inner_cv', 3)}-fold "
                 "cross-validation over the design's settings on that fold's training rows")
     if meta.get("baseline_cgcnn") == "tuned":
-        what = ", ".join(f"{k.rsplit('__', 1)[-1]}={v}"
-                         for k, v in (meta.get("baseline_params") or {}).items())
         note = meta.get("baseline_note")
-        return f"the recipe's network with {what}" + (f", {note}" if note else "")
+        return (f"the recipe's network with {_tuned_settings(meta)}"
+                + (f", {note}" if note else ""))
     return "the recipe's network, fixed before any fold was seen"
 
 

@@ -8,9 +8,11 @@ The questions, and the numbers that answer them:
                             softplus) and ``cgcnn__module__batchnorm`` (off against on), and
                             their interaction
 ``"pooling"``               main effect of ``cgcnn__module__pooling`` (max against mean)
-``"baseline"``              the recipe's CGCNN against the matminer RF
+``"baseline"``              a CGCNN against the matminer RF
                             (:func:`cgcnn_sk.baselines.make_rf_baseline`), on the design's folds
-                            and on further repeats of the cross-validation
+                            and on further repeats of the cross-validation: the recipe's, one
+                            chosen by nested CV, or the recipe with given settings (e.g. a
+                            task's tuned ones, :data:`cgcnn_sk.recipes.TUNED`)
 ==========================  =================================================================
 
 **Design.** The factors of the questions asked form a two-level factorial design
