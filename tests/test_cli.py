@@ -116,8 +116,8 @@ def test_study_baseline_cgcnn_choices(capsys):
 
 def test_study_tuned_baseline_needs_a_tuned_task(csv_file, capsys):
     assert main(["study", "--data", f"csv:{csv_file}", "--baseline-cgcnn", "tuned"]) == 1
-    assert ("--baseline-cgcnn tuned: no tuned settings for this data; there are for jdft2d"
-            in _error_line(capsys))
+    assert ("--baseline-cgcnn tuned: no tuned settings for this data; there are for "
+            "jdft2d, phonons" in _error_line(capsys))
 
 
 def test_study_baseline_cgcnn_default_is_the_tuned_one_where_there_is_one():
@@ -126,7 +126,8 @@ def test_study_baseline_cgcnn_default_is_the_tuned_one_where_there_is_one():
     params, note = _baseline_cgcnn(None, "jdft2d")
     assert params == {"graph__max_num_nbr": 48}
     assert note.startswith("the setting chosen for jdft2d by a 3-fold validation")
-    assert _baseline_cgcnn(None, "phonons") == ("default", None)
+    assert _baseline_cgcnn(None, "phonons")[0] == {"cgcnn__module__pooling": "max"}
+    assert _baseline_cgcnn(None, "dielectric") == ("default", None)
     assert _baseline_cgcnn(None, None) == ("default", None)
     assert _baseline_cgcnn("default", "jdft2d") == ("default", None)
     assert _baseline_cgcnn("nested", "jdft2d") == ("nested", None)

@@ -84,6 +84,34 @@ def test_a_rerun_resumes_only_what_is_missing(tmp_path, monkeypatch):
     assert len(fits) == 1  # nothing left to do
 
 
+def test_a_first_member_run_gains_its_other_members_later(tmp_path, monkeypatch):
+    one = run_matbench("jdft2d", preset=MICRO, folds=[0], out=tmp_path, progress=False,
+                       n_members=1)
+    folds = tmp_path / "jdft2d" / "custom" / "folds"
+    assert sorted(f.name for f in folds.glob("fold0_member*.csv")) == ["fold0_member0.csv"]
+    assert one["n_members"].tolist() == [1]
+    fits = []
+    original = CGCNNRegressor.fit
+
+    def counting_fit(self, X, y, **kw):
+        fits.append(len(y))
+        return original(self, X, y, **kw)
+
+    monkeypatch.setattr(CGCNNRegressor, "fit", counting_fit)
+    both = run_matbench("jdft2d", preset=MICRO, folds=[0], out=tmp_path, progress=False)
+    assert len(fits) == 1 and both["n_members"].tolist() == [2]  # member 0 kept
+    fresh = run_matbench("jdft2d", preset=MICRO, folds=[0], out=tmp_path / "fresh",
+                         progress=False)
+    assert both["mae"].iloc[0] == pytest.approx(fresh["mae"].iloc[0])  # the same two members
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_a_bad_member_count_is_named(tmp_path, bad):
+    with pytest.raises(ValueError, match=f"n_members={bad!r}: give a whole number >= 1"):
+        run_matbench("jdft2d", preset=MICRO, folds=[0], out=tmp_path, progress=False,
+                     n_members=bad)
+
+
 def test_changed_settings_do_not_mix_with_finished_folds(tmp_path):
     run_matbench("jdft2d", preset=MICRO, folds=[0], out=tmp_path, progress=False)
     other = {**MICRO, "cgcnn": {**MICRO["cgcnn"], "lr": 0.1}}

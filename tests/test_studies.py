@@ -344,6 +344,22 @@ def test_tuned_settings_are_what_their_recipe_trains():
     assert {k: v for k, v in m48.items() if default[k] != v} == dict(TUNED["jdft2d"])
 
 
+def test_the_tuned_recipe_trains_each_tasks_tuned_settings():
+    """The "tuned" Matbench recipe is the recipe plus TUNED[task] (and phonons' schedule)."""
+    from cgcnn_sk.recipes import TUNED
+
+    recipe = get_recipe("recipe").pipeline_params()
+    for task, schedule in [("jdft2d", {}), ("phonons", {"cgcnn__max_epochs": 600})]:
+        tuned = get_recipe("tuned", task=task)
+        changed = {k: v for k, v in tuned.pipeline_params().items() if recipe[k] != v}
+        assert changed == {**TUNED[task], **schedule}, task
+        assert tuned.n_members == 5 and not tuned.log_target
+    m48 = get_recipe("m48").pipeline_params()
+    assert get_recipe("tuned", task="jdft2d").pipeline_params() == m48
+    dielectric = get_recipe("tuned", task="dielectric")  # no entry: the recipe, log target kept
+    assert dielectric.log_target and dielectric.pipeline_params() == recipe
+
+
 def test_default_estimator_is_the_default_recipe():
     """CGCNNRegressor() and CrystalGraphFeaturizer() train what the "default" recipe names."""
     recipe = get_recipe("default")

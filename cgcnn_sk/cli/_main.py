@@ -227,6 +227,17 @@ def _command(args) -> str:
     return "cgcnn-sk " + shlex.join(args.argv)
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
+
+
 def _cmd_matbench(args, params) -> int:
     from ..workflows.matbench import MATBENCH_PRESETS, run_matbench
 
@@ -253,7 +264,8 @@ def _cmd_matbench(args, params) -> int:
     else:
         try:
             table = run_matbench(args.task, preset=args.preset, folds=folds, out=args.out,
-                                 data_home=args.data_home, progress=not args.quiet)
+                                 data_home=args.data_home, progress=not args.quiet,
+                                 n_members=args.members)
         except RunInterrupted as err:
             print(f"cgcnn-sk matbench: {err}. Resume with the same command: "
                   f"{_command(args)}", file=sys.stderr)
@@ -396,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CGCNN of the baseline study: the preset's fixed recipe, a setting "
                    "chosen by nested CV inside each training fold, or the recipe with the "
                    "settings tuned for the Matbench task (cgcnn_sk.recipes.TUNED; jdft2d: "
-                   "M = 48). Default: tuned where the data has tuned settings, else default")
+                   "M = 48, phonons: max pooling). Default: tuned where the data has tuned "
+                   "settings, else default")
     p.add_argument("--cv", type=int, default=None,
                    help="number of folds (default: the preset's; 5 on Matbench data uses the "
                    "official Matbench folds)")
@@ -469,8 +482,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True, choices=["jdft2d", "phonons", "dielectric"])
     p.add_argument("--preset", default="recipe",
                    help="tiny (CI smoke test), defaults (CGCNNRegressor()), recipe (default), "
-                   "long, pretrained; candidates: magpie, ema, swa, m48 (cgcnn_sk.recipes)")
+                   "long, tuned (each task's validated settings), pretrained; candidates: "
+                   "magpie, ema, swa, m48 (cgcnn_sk.recipes)")
     p.add_argument("--folds", default=None, help="comma-separated folds, e.g. 0,2 (default all)")
+    p.add_argument("--members", type=_positive_int, default=None,
+                   help="fit only the first N seeded members per fold (default: the preset's); "
+                   "a later run with more adds the others")
     p.add_argument("--out", default="matbench_results", help="output folder (default: %(default)s)")
     p.add_argument("--data-home", default=None,
                    help="folder holding matbench_<task>/ (e.g. ../shared/data); jdft2d is "

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import numbers
 import os
 import shutil
 import time
@@ -113,6 +114,7 @@ MATBENCH_PRESETS: dict[str, Recipe] = {
     "ema": RECIPES["ema"],
     "swa": RECIPES["swa"],
     "m48": RECIPES["m48"],
+    "tuned": RECIPES["tuned"],
 }
 
 
@@ -303,6 +305,7 @@ def run_matbench(
     out: str | os.PathLike = "matbench_results",
     data_home: str | os.PathLike | None = None,
     progress: bool = True,
+    n_members: int | None = None,
 ) -> pd.DataFrame:
     """Run a recipe on the official Matbench folds of ``task``; resume what was started.
 
@@ -320,6 +323,10 @@ def run_matbench(
         jdft2d is embedded and needs none.
     progress : bool, default=True
         A tqdm bar over all epochs left, with an ETA.
+    n_members : int, default=None
+        Fit only the first ``n_members`` seeded members of each fold (``None``: the preset's
+        number). A later run with more adds members to the finished folds, so a preset's
+        first member can be compared on every fold before the others are paid for.
 
     Returns
     -------
@@ -343,6 +350,11 @@ def run_matbench(
     if task not in MATBENCH_TASKS:
         raise ValueError(f"task={task!r} is not one of {sorted(MATBENCH_TASKS)}")
     recipe = _recipe(preset, task)
+    if n_members is not None:
+        if isinstance(n_members, bool) or not isinstance(n_members, numbers.Integral) \
+                or n_members < 1:
+            raise ValueError(f"n_members={n_members!r}: give a whole number >= 1")
+        recipe["n_members"] = int(n_members)
     folds = list(range(5)) if folds is None else sorted(set(int(k) for k in folds))
     bad = [k for k in folds if not 0 <= k < 5]
     if bad:
