@@ -1,5 +1,5 @@
 """Inner validation of the accuracy levers: descriptors as global inputs, weight averaging,
-a warm-up, gradient clipping, a wider Gaussian basis, more neighbours.
+a warm-up, gradient clipping, a wider Gaussian basis, more neighbours, the pooling, a log target.
 
 Each lever is the ``"study"`` recipe (the default net, a 60-epoch cosine) plus the lever,
 scored against the plain ``"study"`` recipe on the same inner folds with the same seed (a
@@ -94,6 +94,11 @@ for _base, _params in {"": {}, "m_48_": {"graph__max_num_nbr": 48},
     CANDIDATES[f"{_base}pool_max_log"] = (None, {**_params, "cgcnn__module__pooling": "max"})
     CANDIDATES[f"{_base}magpie_log"] = ({"kind": "magpie"},
                                         {**_params, "graph__global_features": "all"})
+# The head on every atom, then the maximum of the atoms' outputs (readout="atom"): phonons'
+# highest peak as the highest of the atoms' own frequencies.
+for _base, _params in {"": {}, "e600_": {"cgcnn__max_epochs": 600}}.items():
+    CANDIDATES[f"{_base}pool_max_atom"] = (None, {**_params, "cgcnn__module__pooling": "max",
+                                                  "cgcnn__module__readout": "atom"})
 CANDIDATES["m_48_magpie"] = ({"kind": "magpie"}, {"graph__max_num_nbr": 48,
                                                   "graph__global_features": "all"})
 CANDIDATES["e300_magpie"] = ({"kind": "magpie"}, {"cgcnn__max_epochs": 300,
@@ -144,6 +149,9 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=None, help="smoke tests only")
     parser.add_argument("--max-rows", type=int, default=None, help="smoke tests only")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--save-predictions", type=Path, default=None, metavar="DIR",
+                        help="also write each fit's validation predictions to "
+                        "DIR/<candidate>_seed<s>_fold<k>.csv (row, target, prediction)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -180,6 +188,11 @@ def main() -> None:
                     "n_train": len(tr), "n_valid": len(va),
                     "torch_threads": torch.get_num_threads(),
                 }
+                if args.save_predictions is not None:
+                    args.save_predictions.mkdir(parents=True, exist_ok=True)
+                    np.savetxt(args.save_predictions / f"{name}_seed{seed}_fold{k}.csv",
+                               np.column_stack([va, y[va], pred]), delimiter=",",
+                               header="row,target,prediction", comments="", fmt="%.10g")
                 with out.open("a") as fh:
                     fh.write(json.dumps(rec) + "\n")
                 print(json.dumps(rec), flush=True)
