@@ -64,11 +64,8 @@ def test_fold_files_hold_the_test_rows_and_the_metrics_match_them(tmp_path):
     assert "(1 of 5 folds, 2 member(s))" in (root / "summary.md").read_text()
 
 
-def test_a_rerun_resumes_only_what_is_missing(tmp_path, monkeypatch):
-    run_matbench("jdft2d", preset=MICRO, folds=[0], out=tmp_path, progress=False)
-    folds = tmp_path / "jdft2d" / "custom" / "folds"
-    before = json.loads((folds / "fold0.json").read_text())["mae"]
-    (folds / "fold0_member1.csv").unlink()
+def count_fits(monkeypatch) -> list[int]:
+    """From now on, each ``CGCNNRegressor.fit`` appends its row count to the returned list."""
     fits = []
     original = CGCNNRegressor.fit
 
@@ -77,6 +74,15 @@ def test_a_rerun_resumes_only_what_is_missing(tmp_path, monkeypatch):
         return original(self, X, y, **kw)
 
     monkeypatch.setattr(CGCNNRegressor, "fit", counting_fit)
+    return fits
+
+
+def test_a_rerun_resumes_only_what_is_missing(tmp_path, monkeypatch):
+    run_matbench("jdft2d", preset=MICRO, folds=[0], out=tmp_path, progress=False)
+    folds = tmp_path / "jdft2d" / "custom" / "folds"
+    before = json.loads((folds / "fold0.json").read_text())["mae"]
+    (folds / "fold0_member1.csv").unlink()
+    fits = count_fits(monkeypatch)
     table = run_matbench("jdft2d", preset=MICRO, folds=[0], out=tmp_path, progress=False)
     assert len(fits) == 1  # member 0 was kept, member 1 refitted
     assert table["mae"].iloc[0] == pytest.approx(before)  # seeded: the same member again
@@ -90,14 +96,7 @@ def test_a_first_member_run_gains_its_other_members_later(tmp_path, monkeypatch)
     folds = tmp_path / "jdft2d" / "custom" / "folds"
     assert sorted(f.name for f in folds.glob("fold0_member*.csv")) == ["fold0_member0.csv"]
     assert one["n_members"].tolist() == [1]
-    fits = []
-    original = CGCNNRegressor.fit
-
-    def counting_fit(self, X, y, **kw):
-        fits.append(len(y))
-        return original(self, X, y, **kw)
-
-    monkeypatch.setattr(CGCNNRegressor, "fit", counting_fit)
+    fits = count_fits(monkeypatch)
     both = run_matbench("jdft2d", preset=MICRO, folds=[0], out=tmp_path, progress=False)
     assert len(fits) == 1 and both["n_members"].tolist() == [2]  # member 0 kept
     fresh = run_matbench("jdft2d", preset=MICRO, folds=[0], out=tmp_path / "fresh",
